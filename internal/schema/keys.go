@@ -1,0 +1,257 @@
+package schema
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// DayLayout is the Go time layout of the day suffix of a PartitionKey.
+const DayLayout = "20060102"
+
+// MaxServiceLen is the longest service name accepted. Keys may be 1 KiB; the cap
+// leaves room for the day and shard suffixes and for the catalog's keys.
+const MaxServiceLen = 200
+
+// ValidateService reports whether name can be used as a service name. A valid
+// name is 1..MaxServiceLen characters of ASCII letters, digits, '-', '_' and
+// '.', so that it is safe in a PartitionKey, a filter and a file name. The
+// error names the first bad character and its position.
+func ValidateService(name string) error {
+	if name == "" {
+		return errors.New("tablelog: service name is empty")
+	}
+	if len(name) > MaxServiceLen {
+		return fmt.Errorf("tablelog: service name is %d bytes long; the limit is %d", len(name), MaxServiceLen)
+	}
+	for i, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			if r == utf8.RuneError {
+				return fmt.Errorf("tablelog: service name %q has invalid UTF-8 at byte %d", name, i)
+			}
+			return fmt.Errorf("tablelog: service name %q has the character %q (U+%04X) at byte %d; use letters, digits, '-', '_' or '.'", name, r, r, i)
+		}
+	}
+	return nil
+}
+
+// Day truncates t to its UTC day.
+func Day(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// PartitionKey returns "<service>_<yyyyMMdd>" for the UTC day of t. The
+// service must have passed ValidateService.
+func PartitionKey(service string, t time.Time) string {
+	return string(AppendPartitionKey(make([]byte, 0, len(service)+9), service, t))
+}
+
+// AppendPartitionKey appends PartitionKey(service, t) to dst.
+func AppendPartitionKey(dst []byte, service string, t time.Time) []byte {
+	dst = append(dst, service...)
+	dst = append(dst, '_')
+	return t.UTC().AppendFormat(dst, DayLayout)
+}
+
+// ShardPartitionKey returns "<service>_<yyyyMMdd>_<shard>"; shard 0 is the
+// plain PartitionKey. Readers merge the shards of a day newest-first.
+func ShardPartitionKey(service string, t time.Time, shard int) string {
+	pk := PartitionKey(service, t)
+	if shard == 0 {
+		return pk
+	}
+	return pk + "_" + strconv.Itoa(shard)
+}
+
+// ParsePartitionKey splits a PartitionKey written by PartitionKey or
+// ShardPartitionKey. It parses from the right, so service names may contain
+// '_'. It returns an error for keys of any other shape.
+func ParsePartitionKey(pk string) (service string, day time.Time, shard int, err error) {
+	rest := pk
+	// Optional shard suffix: "_<digits>" after the day.
+	if i := lastUnderscore(rest); i >= 0 && i+1 < len(rest) && len(rest)-i-1 != 8 && allDigits(rest[i+1:]) {
+		shard, err = strconv.Atoi(rest[i+1:])
+		if err != nil {
+			return "", time.Time{}, 0, fmt.Errorf("tablelog: bad shard in partition key %q", pk)
+		}
+		rest = rest[:i]
+	}
+	if len(rest) < 10 || rest[len(rest)-9] != '_' {
+		return "", time.Time{}, 0, fmt.Errorf("tablelog: %q is not a <service>_<yyyyMMdd> partition key", pk)
+	}
+	day, err = time.Parse(DayLayout, rest[len(rest)-8:])
+	if err != nil {
+		return "", time.Time{}, 0, fmt.Errorf("tablelog: %q is not a <service>_<yyyyMMdd> partition key", pk)
+	}
+	return rest[:len(rest)-9], day, shard, nil
+}
+
+func lastUnderscore(s string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '_' {
+			return i
+		}
+	}
+	return -1
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return len(s) > 0
+}
+
+// RowKeyLen is the length of every RowKey: a 26-character Crockford base32 ULID.
+const RowKeyLen = ulid.EncodedSize
+
+// invert returns the bitwise complement of id.
+func invert(id ulid.ULID) ulid.ULID {
+	for i := range id {
+		id[i] = ^id[i]
+	}
+	return id
+}
+
+// RowKey returns the inverted-ULID RowKey of id: the Crockford base32 text of
+// the bitwise complement of id. Ascending RowKey order is descending ULID
+// order, so the newest record sorts first.
+func RowKey(id ulid.ULID) string {
+	return invert(id).String()
+}
+
+// AppendRowKey appends RowKey(id) to dst without allocating.
+func AppendRowKey(dst []byte, id ulid.ULID) []byte {
+	var b [ulid.EncodedSize]byte
+	_ = invert(id).MarshalTextTo(b[:])
+	return append(dst, b[:]...)
+}
+
+// ParseRowKey returns the ULID whose RowKey is rk.
+func ParseRowKey(rk string) (ulid.ULID, error) {
+	id, err := ulid.ParseStrict(rk)
+	if err != nil {
+		return ulid.ULID{}, fmt.Errorf("tablelog: row key %q is not an inverted ULID: %w", rk, err)
+	}
+	return invert(id), nil
+}
+
+// RowKeyTime returns the millisecond timestamp carried by a RowKey.
+func RowKeyTime(rk string) (time.Time, error) {
+	id, err := ParseRowKey(rk)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return ulid.Time(id.Time()).UTC(), nil
+}
+
+// RowKeyRange returns RowKey bounds selecting the records whose ULID time t
+// satisfies since <= t < until, at millisecond precision (ULIDs carry
+// milliseconds; sub-millisecond parts of since and until are truncated).
+// The bounds are used as: lo <= RowKey < hi. Since newer records have
+// smaller RowKeys, lo comes from until and hi from since. A zero since means
+// "from the beginning of time", a zero until "up to the end of time".
+func RowKeyRange(since, until time.Time) (lo, hi string) {
+	// Newest record allowed: time until-1ms with the largest entropy; its
+	// RowKey is the smallest. Every ULID with ms < untilMs has RowKey >= lo.
+	if until.IsZero() {
+		lo = RowKey(ulid.ULID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	} else {
+		u := msOf(until)
+		if u == 0 {
+			return "0", "0" // empty range
+		}
+		lo = rowKeyMs(u - 1)
+	}
+	// Oldest record allowed: time since with entropy 0 has the largest
+	// RowKey among ms == sinceMs; everything older is larger still.
+	if since.IsZero() || msOf(since) == 0 {
+		hi = "~" // sorts after every Crockford character
+	} else {
+		hi = rowKeyMs(msOf(since) - 1)
+	}
+	return lo, hi
+}
+
+// rowKeyMs returns the smallest RowKey of any ULID at millisecond ms: that of
+// (ms, all-ones entropy). Every ULID at ms has a RowKey >= it, and every ULID
+// after ms has a RowKey < it.
+func rowKeyMs(ms uint64) string {
+	var id ulid.ULID
+	_ = id.SetTime(ms)
+	for i := 6; i < 16; i++ {
+		id[i] = 0xff
+	}
+	return RowKey(id)
+}
+
+func msOf(t time.Time) uint64 {
+	ms := t.UnixMilli()
+	if ms < 0 {
+		return 0
+	}
+	if uint64(ms) > ulid.MaxTime() {
+		return ulid.MaxTime()
+	}
+	return uint64(ms)
+}
+
+// Generator makes ULIDs that increase strictly, even within one millisecond
+// and across goroutines. It is safe for concurrent use. The zero value is not
+// usable; call NewGenerator.
+type Generator struct {
+	mu      sync.Mutex
+	entropy *ulid.MonotonicEntropy
+	last    ulid.ULID
+}
+
+// NewGenerator returns a Generator seeded from crypto/rand. A nil reader means
+// crypto/rand.
+func NewGenerator(r io.Reader) *Generator {
+	if r == nil {
+		r = rand.Reader
+	}
+	return &Generator{entropy: ulid.Monotonic(r, 0)}
+}
+
+// New returns a ULID for time t, strictly greater than every ULID this
+// Generator returned before. If t is earlier than the previous ULID's time
+// (a clock step back), the previous time is reused so order still holds.
+func (g *Generator) New(t time.Time) ulid.ULID {
+	ms := msOf(t)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if lastMs := g.last.Time(); ms < lastMs {
+		ms = lastMs
+	}
+	id, err := ulid.New(ms, g.entropy)
+	if err != nil || id.Compare(g.last) <= 0 {
+		// Entropy overflow within one millisecond: step to the next one.
+		id = g.last
+		incr(&id)
+	}
+	g.last = id
+	return id
+}
+
+// incr adds one to id as a 128-bit big-endian integer.
+func incr(id *ulid.ULID) {
+	for i := len(id) - 1; i >= 0; i-- {
+		id[i]++
+		if id[i] != 0 {
+			return
+		}
+	}
+}
