@@ -1,0 +1,196 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func encodeOne(t testing.TB, f func(e *Encoder)) (Entity, *Encoder, []byte) {
+	t.Helper()
+	var e Encoder
+	e.Reset("svc_20261125", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ")
+	f(&e)
+	js := append([]byte(nil), e.Finish()...)
+	if !json.Valid(js) {
+		t.Fatalf("invalid JSON: %.300s", js)
+	}
+	ent, err := Decode(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ent, &e, js
+}
+
+func TestRoundTripTypes(t *testing.T) {
+	ts := time.Date(2026, 11, 25, 12, 0, 0, 123456700, time.UTC)
+	ent, e, js := encodeOne(t, func(e *Encoder) {
+		e.SetTime(ts)
+		e.SetLevel("info", 0)
+		e.SetMessage("hello \"world\"\n")
+		e.SetLogger("app.http")
+		e.SetCaller("main.go:12")
+		e.String("user_id", "u-1")
+		e.Bool("ok", true)
+		e.Int64("n", -42)
+		e.Int64("big", math.MaxInt64)
+		e.Int32("small", 7)
+		e.Uint64("u", 5)
+		e.Uint64("umax", math.MaxUint64)
+		e.Float64("f", 1.5)
+		e.Float64("whole", 3)
+		e.Float64("nan", math.NaN())
+		e.Time("at", ts)
+		e.Time("old", time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC))
+		e.Duration("d", 1500*time.Millisecond)
+		e.Bytes("b", []byte{0, 1, 2, 255})
+		e.RawJSON("arr", []byte(`[1,"a"]`))
+		e.Null("nil")
+		e.String("http.method", "GET")
+		e.String("Msg", "user msg")
+		e.String("", "empty key")
+		e.OpenGroup("req")
+		e.String("path", "/x")
+		e.OpenGroup("inner")
+		e.Int64("depth", 2)
+		e.CloseGroup()
+		e.CloseGroup()
+		e.String("user_id", "dup")
+	})
+	want := map[string]any{
+		"user_id": "u-1", "ok": true, "n": int64(-42), "big": int64(math.MaxInt64), "small": int32(7),
+		"u": int64(5), "umax": "18446744073709551615", "f": 1.5, "whole": 3.0, "nan": "NaN",
+		"at": ts, "old": "1500-01-01T00:00:00Z", "d": int64(1500 * time.Millisecond),
+		"b": []byte{0, 1, 2, 255}, "arr": `[1,"a"]`, "nil": "<nil>", "http.method": "GET",
+		"Msg": "user msg", "": "empty key",
+		"req":       map[string]any{"path": "/x", "inner": map[string]any{"depth": int64(2)}},
+		"user_id#2": "dup",
+	}
+	if !reflect.DeepEqual(ent.Fields, want) {
+		t.Errorf("fields:\n got %#v\nwant %#v\njson %s", ent.Fields, want, js)
+	}
+	if ent.Msg != "hello \"world\"\n" || ent.Level != "info" || ent.Severity != 0 || !ent.Time.Equal(ts) || ent.Logger != "app.http" || ent.Caller != "main.go:12" {
+		t.Errorf("system columns: %+v", ent)
+	}
+	if e.Repairs() != 4 { // umax as text, NaN as text, 1500 as text, the duplicate to Extra
+		t.Errorf("repairs = %d", e.Repairs())
+	}
+	if ent.Truncated != 0 {
+		t.Errorf("truncated = %d", ent.Truncated)
+	}
+}
+
+func TestLongValuesChunkAndTruncate(t *testing.T) {
+	long := strings.Repeat("abcdefghij", 10_000) // 100,000 chars: 4 columns
+	ent, e, _ := encodeOne(t, func(e *Encoder) { e.String("s", long) })
+	if ent.Fields["s"] != long || e.Truncations() != 0 {
+		t.Fatalf("100K string did not round-trip (truncs %d, len %d)", e.Truncations(), len(ent.Fields["s"].(string)))
+	}
+	huge := strings.Repeat("x", 5<<20)
+	ent, e, js := encodeOne(t, func(e *Encoder) { e.SetMessage(huge); e.String("after", "still here?") })
+	if e.Size() > MaxEntityBytes {
+		t.Fatalf("entity size %d > limit", e.Size())
+	}
+	if !strings.HasPrefix(huge, strings.Split(ent.Msg, "…")[0]) || !strings.Contains(ent.Msg, "truncated, 5242880 bytes in all") {
+		t.Fatalf("msg not truncated with marker: ...%s", ent.Msg[len(ent.Msg)-80:])
+	}
+	if ent.Truncated < 1 || len(ent.Msg) < 400_000 {
+		t.Fatalf("truncated=%d msg len=%d (should keep ~500K chars)", ent.Truncated, len(ent.Msg))
+	}
+	if len(js) > MaxBatchBytes {
+		t.Fatalf("json %d bytes", len(js))
+	}
+	bin := bytes.Repeat([]byte{7}, 200_000)
+	ent, _, _ = encodeOne(t, func(e *Encoder) { e.Bytes("bin", bin) })
+	if !bytes.Equal(ent.Fields["bin"].([]byte), bin) {
+		t.Fatal("binary chunks did not round-trip")
+	}
+}
+
+func TestManyFieldsGoToExtra(t *testing.T) {
+	ent, e, _ := encodeOne(t, func(e *Encoder) {
+		e.SetMessage("m")
+		for i := 0; i < 300; i++ {
+			e.Int64("f"+strings.Repeat("x", i%3)+string(rune('a'+i%26))+itoa(i), int64(i))
+		}
+	})
+	n := 0
+	for range ent.Fields {
+		n++
+	}
+	if n != 300 {
+		t.Fatalf("got %d fields back, want 300", n)
+	}
+	if e.nprops > MaxProperties {
+		t.Fatalf("%d properties", e.nprops)
+	}
+}
+
+func itoa(i int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i/100)) + string(rune('0'+i/10%10)) + string(rune('0'+i%10))) }
+
+func TestFragment(t *testing.T) {
+	var e Encoder
+	e.ResetFragment()
+	e.String("svc", "a")
+	e.OpenGroup("g")
+	e.Int64("x", 1)
+	parent := e.Fragment()
+	e.ResetFragment()
+	e.AppendFragment(parent)
+	e.Bool("y", true)
+	child := e.Fragment()
+	ent, _, js := encodeOne(t, func(e *Encoder) {
+		e.SetMessage("m")
+		e.AppendFragment(child)
+		e.String("z", "zz")
+		e.CloseGroup()
+		e.String("top", "t")
+	})
+	want := map[string]any{"svc": "a", "g": map[string]any{"x": int64(1), "y": true, "z": "zz"}, "top": "t"}
+	if !reflect.DeepEqual(ent.Fields, want) {
+		t.Fatalf("got %#v want %#v\n%s", ent.Fields, want, js)
+	}
+}
+
+func TestNamesRoundTrip(t *testing.T) {
+	cases := [][]string{
+		{"user_id"}, {"http.method"}, {"user-id"}, {"1st"}, {"ünïcode"}, {"a b"}, {""}, {"_"}, {"__"},
+		{"a_"}, {"_x"}, {"a_x5F_"}, {"PartitionKey"}, {"rowkey"}, {"Time"}, {"a", "b"}, {"a_", "_b"},
+		{"", ""}, {"x_y_z"}, {"\x00\xff"}, {"a_z1"}, {"emoji😀"}, {"Msg", "Msg"},
+	}
+	seen := map[string][]string{}
+	for _, p := range cases {
+		n := EncodeName(p...)
+		if !validIdent(n) {
+			t.Errorf("%q -> %q: not a valid property name", p, n)
+		}
+		back, ok := DecodeName(n)
+		if !ok || !reflect.DeepEqual(back, p) {
+			t.Errorf("%q -> %q -> %q (%v)", p, n, back, ok)
+		}
+		if o, dup := seen[n]; dup {
+			t.Errorf("%q and %q both -> %q", o, p, n)
+		}
+		seen[n] = p
+	}
+	if EncodeName("user_id") != "user_id" || EncodeName("status") != "status" {
+		t.Error("plain names must stay as they are")
+	}
+}
+
+func validIdent(s string) bool {
+	if s == "" || len(s) > MaxPropertyNameLen || IsSystemColumn(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
