@@ -39,17 +39,17 @@ var reserved = [...]string{
 // Service limits of Azure Table Storage (and the Cosmos DB Table API).
 // Several of these are not enforced by the Azurite emulator.
 const (
-	MaxBatchOps         = 100             // operations in one entity-group transaction
-	MaxBatchBytes       = 4 << 20         // payload of one transaction
-	MaxEntityBytes      = 1 << 20         // one entity, in Azure's accounting
-	MaxProperties       = 252             // custom properties (plus PartitionKey, RowKey, Timestamp)
-	MaxPropertyNameLen  = 255             // characters
-	MaxStringChars      = 32 * 1024       // UTF-16 code units in one Edm.String
-	MaxBinaryBytes      = 64 * 1024       // bytes in one Edm.Binary
-	MaxKeyChars         = 512             // our cap for PartitionKey and RowKey (Azure: 1 KiB)
-	PartitionEntitiesPS = 2000            // rough per-partition throughput target, entities/s
-	minDateTimeUnix     = -11644473600    // 1601-01-01T00:00:00Z
-	maxDateTimeUnix     = 253402300799    // 9999-12-31T23:59:59Z
+	MaxBatchOps         = 100                     // operations in one entity-group transaction
+	MaxBatchBytes       = 4 << 20                 // payload of one transaction
+	MaxEntityBytes      = 1 << 20                 // one entity, in Azure's accounting
+	MaxProperties       = 252                     // custom properties (plus PartitionKey, RowKey, Timestamp)
+	MaxPropertyNameLen  = 255                     // characters
+	MaxStringChars      = 32 * 1024               // UTF-16 code units in one Edm.String
+	MaxBinaryBytes      = 64 * 1024               // bytes in one Edm.Binary
+	MaxKeyChars         = 512                     // our cap for PartitionKey and RowKey (Azure: 1 KiB)
+	PartitionEntitiesPS = 2000                    // rough per-partition throughput target, entities/s
+	minDateTimeUnix     = -11644473600            // 1601-01-01T00:00:00Z
+	maxDateTimeUnix     = 253402300799            // 9999-12-31T23:59:59Z
 	entityBudget        = MaxEntityBytes - 64<<10 // what the encoder fills; the rest is headroom for meta columns
 )
 
