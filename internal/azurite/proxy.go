@@ -1,0 +1,267 @@
+package azurite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+)
+
+// maxRequestBody is how much of a request body the proxy reads; anything
+// larger is rejected as RequestBodyTooLarge without being forwarded.
+const maxRequestBody = 64 << 20
+
+// Proxy is an HTTP proxy on a free 127.0.0.1 port in front of Azurite. It
+// rejects what real Azure rejects but Azurite accepts (see ValidateEntity and
+// the package documentation) with Azure's status, error code and OData JSON
+// error body, and injects faults on command (SetFaults, Outage).
+//
+// All methods are safe for concurrent use; faults and statistics apply to
+// every request the proxy receives from then on.
+type Proxy struct {
+	// URL is the proxy's root, http://127.0.0.1:PORT.
+	URL string
+	// ServiceURL is the table service endpoint through the proxy,
+	// URL + "/devstoreaccount1".
+	ServiceURL string
+	// ConnectionString reaches the account through this proxy.
+	ConnectionString string
+
+	real bool       // a stand-in against a real account: forwards nothing
+	t    testing.TB // the owning test (NewProxy), failed by misuse
+	env  *Env
+
+	upstream  *url.URL
+	srv       *httptest.Server
+	transport *http.Transport
+
+	mu          sync.Mutex
+	faults      Faults
+	rng         *rng
+	outageUntil time.Time
+	stats       Stats
+}
+
+func newProxy(upstream string, t testing.TB) (*Proxy, error) {
+	u, err := url.Parse(upstream)
+	if err != nil {
+		return nil, fmt.Errorf("bad upstream URL: %w", err)
+	}
+	p := &Proxy{
+		t:        t,
+		upstream: u,
+		transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 64,
+			// Azurite closes idle keep-alive connections after 5 s; close
+			// ours first so a request never races that close.
+			IdleConnTimeout: 3 * time.Second,
+		},
+	}
+	p.resetLocked()
+	p.srv = httptest.NewUnstartedServer(p)
+	p.srv.Config.ErrorLog = nil
+	p.srv.Start()
+	p.URL = p.srv.URL
+	p.ServiceURL = p.srv.URL + u.Path
+	p.ConnectionString = connectionString(p.ServiceURL)
+	return p, nil
+}
+
+// Close stops the proxy and closes its connections. NewProxy registers it
+// with t.Cleanup; calling it again does nothing.
+func (p *Proxy) Close() {
+	if p.real || p.srv == nil {
+		return
+	}
+	p.srv.CloseClientConnections()
+	p.srv.Close()
+	p.transport.CloseIdleConnections()
+}
+
+// Table returns a client for table name through this proxy, with the
+// harness's fast retry policy, or with opts if not nil (pass MaxRetries: -1
+// to see every injected fault). It does not create the table.
+func (p *Proxy) Table(t testing.TB, name string, opts ...*aztables.ClientOptions) *aztables.Client {
+	t.Helper()
+	var o *aztables.ClientOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	return tableClient(t, p.ConnectionString, name, o)
+}
+
+// AddOnlyTable is Env.AddOnlyTable through this proxy.
+func (p *Proxy) AddOnlyTable(t testing.TB, name string) *aztables.Client {
+	t.Helper()
+	if p.real {
+		return p.env.AddOnlyTable(t, name)
+	}
+	env := &Env{account: AccountName, key: AccountKey}
+	return env.addOnlyClient(t, p.ServiceURL, name)
+}
+
+// ServeHTTP handles one client request: outage and fault decisions, then the
+// strict rules, then forwarding to Azurite.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d := p.decide(r)
+	switch {
+	case d.outage:
+		resetConnection(w)
+		return
+	case d.reset:
+		resetConnection(w)
+		return
+	case d.status != 0:
+		writeFaultStatus(w, d.status)
+		return
+	case d.throttle > 0:
+		writeThrottle(w, d.throttle)
+		return
+	}
+	if d.latency > 0 {
+		select {
+		case <-time.After(d.latency):
+		case <-r.Context().Done():
+			return
+		}
+	}
+
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+	if err != nil {
+		return // the client went away
+	}
+	if len(body) > maxRequestBody {
+		p.reject(w, &Rejection{Status: http.StatusRequestEntityTooLarge, Code: CodeRequestBodyTooLarge, Message: msgRequestBodyTooLarge, Index: -1})
+		return
+	}
+	if rej := checkRequest(r, body); rej != nil {
+		p.reject(w, rej)
+		return
+	}
+
+	resp, err := p.forward(r, body)
+	if err != nil {
+		if r.Context().Err() == nil {
+			writeAzureError(w, &Rejection{Status: http.StatusBadGateway, Code: "BadGateway",
+				Message: "The strict proxy could not reach Azurite: " + err.Error()})
+		}
+		return
+	}
+	defer resp.Body.Close()
+	p.count(func(s *Stats) { s.Forwarded++ })
+	if d.dropAfterCommit {
+		io.Copy(io.Discard, resp.Body) // let Azurite finish: the write is committed
+		resetConnection(w)
+		return
+	}
+	h := w.Header()
+	for k, v := range resp.Header {
+		if !hopHeader(k) {
+			h[k] = v
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body)
+}
+
+// forward sends the request with its (already read) body to Azurite.
+func (p *Proxy) forward(r *http.Request, body []byte) (*http.Response, error) {
+	u := *p.upstream
+	u.Path = r.URL.Path
+	u.RawPath = r.URL.RawPath
+	u.RawQuery = r.URL.RawQuery
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range r.Header {
+		if !hopHeader(k) {
+			out.Header[k] = v
+		}
+	}
+	out.ContentLength = int64(len(body))
+	return p.transport.RoundTrip(out)
+}
+
+func hopHeader(k string) bool {
+	switch http.CanonicalHeaderKey(k) {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Te", "Trailer", "Upgrade", "Content-Length":
+		return true
+	}
+	return false
+}
+
+// reject answers with an Azure error: a plain one, or, for an operation in
+// a batch (rej.Index >= 0), a 202 multipart response carrying it.
+func (p *Proxy) reject(w http.ResponseWriter, rej *Rejection) {
+	p.count(func(s *Stats) { s.Rejected[rej.Code]++ })
+	if rej.Index >= 0 {
+		writeBatchError(w, rej)
+		return
+	}
+	writeAzureError(w, rej)
+}
+
+// resetConnection closes the client's connection with a TCP RST, without an
+// HTTP response.
+func resetConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	conn.Close()
+}
+
+// failMisuse reports use of a fault knob where there is no proxy (a real
+// account).
+func (p *Proxy) failMisuse(what string) {
+	msg := fmt.Sprintf("azurite: %s needs the local emulator's strict proxy, but the tests run against a real account (%s); unset it to run this test", what, EnvConnectionString)
+	if p.t != nil {
+		p.t.Helper()
+		p.t.Fatal(msg)
+	}
+	panic(msg)
+}
+
+// Ping checks that the proxy and Azurite behind it answer, within ctx.
+func (p *Proxy) Ping(ctx context.Context) error {
+	if p.real {
+		return nil
+	}
+	svc, err := aztables.NewServiceClientFromConnectionString(p.ConnectionString, clientOptions(nil))
+	if err != nil {
+		return err
+	}
+	_, err = svc.NewListTablesPager(nil).NextPage(ctx)
+	if err != nil {
+		return errors.New("azurite: proxy at " + hostOf(p.URL) + ": " + err.Error())
+	}
+	return nil
+}
+
+// String describes the proxy for test logs (no credentials).
+func (p *Proxy) String() string {
+	if p.real {
+		return "azurite.Proxy(real account, no proxy)"
+	}
+	return "azurite.Proxy(" + hostOf(p.URL) + " -> " + hostOf(p.upstream.String()) + ")"
+}
