@@ -1,0 +1,158 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+)
+
+// Sentinel errors. Every error the package returns from a request wraps one
+// of these (test with errors.Is), except that a cancelled or expired context
+// is reported as ctx.Err() itself (context.Canceled or
+// context.DeadlineExceeded).
+var (
+	// ErrTableNotFound: the table does not exist (HTTP 404 TableNotFound or
+	// ResourceNotFound).
+	ErrTableNotFound = errors.New("table not found")
+	// ErrAuth: the credentials were refused or lack the read permission
+	// (HTTP 401 or 403: a wrong key, an expired or write-only SAS, a missing
+	// role assignment).
+	ErrAuth = errors.New("not authorized to read the table")
+	// ErrThrottled: the service asked the client to slow down (HTTP 429, or
+	// 503 ServerBusy) and the client's retry policy gave up.
+	ErrThrottled = errors.New("throttled by the table service")
+	// ErrUnavailable: the service could not be reached or failed (network
+	// errors, timeouts, other 5xx answers) after the client's retries.
+	ErrUnavailable = errors.New("table service unavailable")
+	// ErrInvalidQuery: the query is malformed: a bad service name, Since
+	// after Until, a filter with too many comparisons, or a request the
+	// service rejected as invalid (HTTP 400).
+	ErrInvalidQuery = errors.New("invalid query")
+	// ErrInvalidFilter: a Filter could not be built (an unsupported value
+	// type, a NaN, a time outside Edm.DateTime's range, ...). It also wraps
+	// ErrInvalidQuery.
+	ErrInvalidFilter = fmt.Errorf("%w: invalid filter", ErrInvalidQuery)
+	// ErrBadEntity: an entity in the table could not be decoded as a log
+	// record (it was not written by tablelog, or it was altered).
+	ErrBadEntity = errors.New("entity is not a tablelog record")
+)
+
+// Error describes a failed request to the table service. It wraps one of the
+// sentinel errors (Kind) and the underlying cause, which is usually an
+// *azcore.ResponseError (reachable with errors.As). Its message holds the
+// operation, the HTTP status and the service's error code, never a URL's
+// query string, a key or a signature.
+type Error struct {
+	Op         string // what was being done, e.g. "list entities of checkout_20251125"
+	StatusCode int    // HTTP status, 0 when no response arrived
+	Code       string // the service's error code (e.g. "TableNotFound"), if any
+	Kind       error  // one of the sentinel errors
+	cause      error
+}
+
+// Error returns a one-line description without secrets.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("tablelog/query: ")
+	if e.Op != "" {
+		b.WriteString(e.Op)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Kind.Error())
+	switch {
+	case e.StatusCode != 0 && e.Code != "":
+		fmt.Fprintf(&b, " (HTTP %d %s)", e.StatusCode, e.Code)
+	case e.StatusCode != 0:
+		fmt.Fprintf(&b, " (HTTP %d)", e.StatusCode)
+	case e.cause != nil:
+		b.WriteString(": ")
+		b.WriteString(redact(e.cause))
+	}
+	return b.String()
+}
+
+// Unwrap returns the sentinel and the cause.
+func (e *Error) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.cause}
+}
+
+// mapError turns an error from the aztables client into an *Error wrapping a
+// sentinel. A context error (ctx is done) is returned as ctx.Err(). op names
+// the operation for the message. The audit reader (audit.go) uses it too.
+func mapError(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var qe *Error
+	if errors.As(err, &qe) {
+		return err
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		e := &Error{Op: op, StatusCode: re.StatusCode, Code: re.ErrorCode, cause: re}
+		switch {
+		case re.StatusCode == http.StatusNotFound:
+			e.Kind = ErrTableNotFound
+		case re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden:
+			e.Kind = ErrAuth
+		case re.StatusCode == http.StatusTooManyRequests || re.ErrorCode == "ServerBusy":
+			e.Kind = ErrThrottled
+		case re.StatusCode == http.StatusBadRequest || re.StatusCode == http.StatusNotImplemented:
+			e.Kind = ErrInvalidQuery
+		default:
+			e.Kind = ErrUnavailable
+		}
+		return e
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// A deadline of the transport or of the client's retry policy, not
+		// of ctx: the service did not answer in time.
+		return &Error{Op: op, Kind: ErrUnavailable, cause: err}
+	}
+	// Network errors (*url.Error, net.Error) and anything else.
+	return &Error{Op: op, Kind: ErrUnavailable, cause: err}
+}
+
+// redact returns err's message with any URL reduced to scheme, host and
+// path: a *url.Error carries the request URL, whose query string can hold a
+// SAS signature.
+func redact(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		u, perr := url.Parse(ue.URL)
+		where := "request"
+		if perr == nil {
+			where = u.Scheme + "://" + u.Host + u.EscapedPath()
+		}
+		inner := "error"
+		if ue.Err != nil {
+			inner = ue.Err.Error()
+		}
+		return ue.Op + " " + where + ": " + inner
+	}
+	msg := err.Error()
+	// Defence in depth: cut anything after a '?' that looks like a query
+	// string with a signature.
+	if i := strings.Index(msg, "sig="); i >= 0 {
+		if j := strings.LastIndexByte(msg[:i], '?'); j >= 0 {
+			msg = msg[:j] + "?<redacted>"
+		}
+	}
+	return msg
+}
+
+// invalid returns an error wrapping ErrInvalidQuery.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("tablelog/query: %w: %s", ErrInvalidQuery, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,405 @@
+package query
+
+import (
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tablelog/tablelog/internal/schema"
+)
+
+// Filter is a server-side condition on log entities, built only by Eq, Ne,
+// Gt, Ge, Lt, Le, And, Or and Not: values are always rendered as typed OData
+// literals and field names through the writer's name encoding, so no value
+// can change the structure of the filter (the Table service has no
+// parameterised queries; this builder is the injection barrier).
+//
+// The zero Filter means "no condition". A Filter whose construction failed
+// carries the error (see Err); And, Or and Not propagate it, and Reader
+// methods report it from their first iteration (wrapping ErrInvalidFilter)
+// without sending a request. Filters are immutable values, safe to share
+// and reuse across goroutines.
+type Filter struct {
+	expr string // OData text; "" for the zero Filter
+	cmp  int    // number of comparisons (Azure allows 15 per query)
+	leaf bool   // a single comparison: needs no parentheses
+	err  error
+}
+
+// MaxComparisons is the number of comparisons Azure Table Storage allows in
+// one $filter. The Reader's own conditions (PartitionKey, RowKey bounds,
+// Severity) count towards it: a Where filter has about 11 left.
+const MaxComparisons = 15
+
+// String returns the filter's OData text ("" for the zero Filter or a Filter
+// with an error).
+func (f Filter) String() string {
+	if f.err != nil {
+		return ""
+	}
+	return f.expr
+}
+
+// Err returns the error met while building the filter, or nil.
+func (f Filter) Err() error { return f.err }
+
+// IsZero reports whether f is the zero Filter (no condition, no error).
+func (f Filter) IsZero() bool { return f.expr == "" && f.err == nil }
+
+// Comparisons returns the number of comparisons in f.
+func (f Filter) Comparisons() int { return f.cmp }
+
+// Field references and system columns.
+//
+// A field argument of Eq, Ne, Gt, Ge, Lt and Le is one of:
+//   - a plain string: the key of a top-level field as the application wrote
+//     it ("user_id", "http.method", "Level"), mapped through the writer's
+//     name encoding (schema.EncodeName). A user field named like a system
+//     column ("Level") is the user field, not the column;
+//   - Field(groups..., key): a field nested in slog groups or zap namespaces;
+//   - Column(name) or one of the Col* constants: a system column.
+//
+// Field and Column mark their results with a leading U+0000, so a plain key
+// that starts with U+0000 cannot be addressed as a plain string (use Field).
+const (
+	fieldMark  = "\x00F"
+	columnMark = "\x00C"
+)
+
+// System columns usable in filters (see Column).
+const (
+	ColTime      = columnMark + schema.ColTime      // Edm.DateTime: the record's time
+	ColLevel     = columnMark + schema.ColLevel     // Edm.String: the level's name
+	ColSeverity  = columnMark + schema.ColSeverity  // Edm.Int32 on slog's scale; compare with int32 values
+	ColMsg       = columnMark + schema.ColMsg       // Edm.String: the message
+	ColLogger    = columnMark + schema.ColLogger    // Edm.String: zap's logger name
+	ColCaller    = columnMark + schema.ColCaller    // Edm.String: "file:line"
+	ColStack     = columnMark + schema.ColStack     // Edm.String: the stack trace
+	ColTimestamp = columnMark + schema.ColTimestamp // Edm.DateTime: server time of the insert
+)
+
+// columns lists the names Column accepts.
+var columns = map[string]bool{
+	schema.ColPartitionKey: true, schema.ColRowKey: true, schema.ColTimestamp: true,
+	schema.ColTime: true, schema.ColLevel: true, schema.ColSeverity: true,
+	schema.ColMsg: true, schema.ColLogger: true, schema.ColCaller: true,
+	schema.ColStack: true, schema.ColTruncated: true,
+}
+
+// Column returns the field reference of the system column name: one of
+// PartitionKey, RowKey, Timestamp, Time, Level, Severity, Msg, Logger,
+// Caller, Stack or Truncated (exact case). Any other name makes the
+// comparison using it fail with ErrInvalidFilter.
+func Column(name string) string { return columnMark + name }
+
+// Field returns the reference to a field nested in groups: Field("req",
+// "method") is the attribute "method" of slog group "req" (or of zap
+// namespace "req"). Field("user_id") is the same as "user_id". Keys must not
+// contain U+0000.
+func Field(path ...string) string {
+	var b strings.Builder
+	b.WriteString(fieldMark)
+	for _, p := range path {
+		b.WriteByte(0)
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// propertyName resolves a field reference to a property name.
+func propertyName(field string) (string, error) {
+	switch {
+	case strings.HasPrefix(field, columnMark):
+		name := field[len(columnMark):]
+		if !columns[name] {
+			return "", fmt.Errorf("%q is not a system column", name)
+		}
+		return name, nil
+	case strings.HasPrefix(field, fieldMark):
+		rest := field[len(fieldMark):]
+		if rest == "" {
+			return "", fmt.Errorf("Field() needs at least one key")
+		}
+		return schema.EncodeName(strings.Split(rest[1:], "\x00")...), nil
+	default:
+		return schema.EncodeName(field), nil
+	}
+}
+
+// Eq matches entities whose field equals value. See Field for field and
+// Literal for the accepted value types. The Table service compares only
+// values of the same EDM type: an int64 never equals an Edm.Int32 column.
+func Eq(field string, value any) Filter { return compare(field, "eq", value) }
+
+// Ne matches entities whose field is present and differs from value. (An
+// entity without the field never matches a comparison on it.)
+func Ne(field string, value any) Filter { return compare(field, "ne", value) }
+
+// Gt matches entities whose field is greater than value.
+func Gt(field string, value any) Filter { return compare(field, "gt", value) }
+
+// Ge matches entities whose field is greater than or equal to value.
+func Ge(field string, value any) Filter { return compare(field, "ge", value) }
+
+// Lt matches entities whose field is less than value.
+func Lt(field string, value any) Filter { return compare(field, "lt", value) }
+
+// Le matches entities whose field is less than or equal to value.
+func Le(field string, value any) Filter { return compare(field, "le", value) }
+
+func compare(field, op string, value any) Filter {
+	name, err := propertyName(field)
+	if err != nil {
+		return Filter{err: fmt.Errorf("tablelog/query: %w: %s: %v", ErrInvalidFilter, op, err)}
+	}
+	lit, err := literal(value, op == "eq" || op == "ne")
+	if err != nil {
+		return Filter{err: fmt.Errorf("tablelog/query: %w: %s %s: %v", ErrInvalidFilter, name, op, err)}
+	}
+	return Filter{expr: name + " " + op + " " + lit, cmp: 1, leaf: true}
+}
+
+// And matches entities that match every operand. Zero operands are ignored;
+// And() of nothing (or only zero Filters) is the zero Filter.
+func And(filters ...Filter) Filter { return join("and", filters) }
+
+// Or matches entities that match at least one operand. Zero operands are
+// ignored (they do not make Or match everything); Or() of nothing is the
+// zero Filter.
+func Or(filters ...Filter) Filter { return join("or", filters) }
+
+func join(op string, filters []Filter) Filter {
+	var parts []Filter
+	for _, f := range filters {
+		if f.err != nil {
+			return Filter{err: f.err}
+		}
+		if f.expr != "" {
+			parts = append(parts, f)
+		}
+	}
+	switch len(parts) {
+	case 0:
+		return Filter{}
+	case 1:
+		return parts[0]
+	}
+	var b strings.Builder
+	n := 0
+	for i, f := range parts {
+		if i > 0 {
+			b.WriteString(" " + op + " ")
+		}
+		b.WriteString(f.paren())
+		n += f.cmp
+	}
+	return Filter{expr: b.String(), cmp: n}
+}
+
+// Not matches entities that do not match f. Not of the zero Filter is an
+// error (it would match nothing).
+func Not(f Filter) Filter {
+	if f.err != nil {
+		return f
+	}
+	if f.expr == "" {
+		return Filter{err: fmt.Errorf("tablelog/query: %w: Not of an empty filter", ErrInvalidFilter)}
+	}
+	return Filter{expr: "not " + "(" + f.expr + ")", cmp: f.cmp}
+}
+
+func (f Filter) paren() string {
+	if f.leaf {
+		return f.expr
+	}
+	return "(" + f.expr + ")"
+}
+
+// GUID is a 16-byte Edm.Guid value for filters, in the byte order of its
+// text form (RFC 4122 / RFC 9562, like github.com/google/uuid's UUID, which
+// converts with GUID(u)).
+type GUID [16]byte
+
+// String returns the canonical lower-case 8-4-4-4-12 form.
+func (g GUID) String() string {
+	var b [36]byte
+	hex.Encode(b[0:8], g[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], g[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], g[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], g[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], g[10:])
+	return string(b[:])
+}
+
+// ParseGUID parses the 8-4-4-4-12 hexadecimal form (either case).
+func ParseGUID(s string) (GUID, error) {
+	var g GUID
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return g, fmt.Errorf("tablelog/query: %q is not a GUID", s)
+	}
+	h := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:]
+	if _, err := hex.Decode(g[:], []byte(h)); err != nil {
+		return GUID{}, fmt.Errorf("tablelog/query: %q is not a GUID", s)
+	}
+	return g, nil
+}
+
+// Literal renders value as an OData literal of the EDM type the writer uses
+// for it. It is what Eq and the other comparisons use; it is exported for
+// tools that show or log filters.
+//
+//	string              Edm.String   'it''s' (quotes doubled; must be valid UTF-8)
+//	bool                Edm.Boolean  true, false
+//	int, int8, int16, int64,
+//	uint8, uint16, uint32,
+//	uint, uint64        Edm.Int64    42L (the writer stores every Go integer as Edm.Int64)
+//	int32               Edm.Int32    42 (Severity is Edm.Int32)
+//	float32, float64    Edm.Double   2.5, 3.0 (always with a decimal point; NaN and ±Inf are errors)
+//	time.Time           Edm.DateTime datetime'2025-11-25T10:00:00.1234567Z' (years 1601..9999)
+//	time.Duration       Edm.Int64    nanoseconds, 1500000000L
+//	GUID                Edm.Guid     guid'...'
+//	[]byte              Edm.Binary   X'0a1b'
+//
+// A uint or uint64 above math.MaxInt64 is stored by the writer as text; for
+// Eq and Ne it is rendered as that text ('18446744073709551615'), for the
+// ordering comparisons it is an error. Any other type is an error: convert
+// it first (fmt.Sprint for a Stringer, int64 for a named integer type).
+func Literal(value any) (string, error) { return literal(value, true) }
+
+func literal(value any, equality bool) (string, error) {
+	switch v := value.(type) {
+	case string:
+		return quote(v)
+	case bool:
+		if v {
+			return "true", nil
+		}
+		return "false", nil
+	case int:
+		return strconv.FormatInt(int64(v), 10) + "L", nil
+	case int8:
+		return strconv.FormatInt(int64(v), 10) + "L", nil
+	case int16:
+		return strconv.FormatInt(int64(v), 10) + "L", nil
+	case int64:
+		return strconv.FormatInt(v, 10) + "L", nil
+	case uint8:
+		return strconv.FormatUint(uint64(v), 10) + "L", nil
+	case uint16:
+		return strconv.FormatUint(uint64(v), 10) + "L", nil
+	case uint32:
+		return strconv.FormatUint(uint64(v), 10) + "L", nil
+	case uint:
+		return uintLiteral(uint64(v), equality)
+	case uint64:
+		return uintLiteral(v, equality)
+	case int32:
+		return strconv.FormatInt(int64(v), 10), nil
+	case float32:
+		return floatLiteral(float64(v))
+	case float64:
+		return floatLiteral(v)
+	case time.Duration:
+		return strconv.FormatInt(int64(v), 10) + "L", nil
+	case time.Time:
+		return timeLiteral(v)
+	case GUID:
+		return "guid'" + v.String() + "'", nil
+	case []byte:
+		if len(v) > schema.MaxBinaryBytes {
+			return "", fmt.Errorf("binary value of %d bytes is over the %d-byte Edm.Binary limit", len(v), schema.MaxBinaryBytes)
+		}
+		return "X'" + hex.EncodeToString(v) + "'", nil
+	case nil:
+		return "", fmt.Errorf("nil value: the Table service cannot compare with null")
+	default:
+		return "", fmt.Errorf("unsupported value type %T", value)
+	}
+}
+
+func quote(s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", fmt.Errorf("string value is not valid UTF-8")
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\'' {
+			b.WriteByte('\'')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('\'')
+	return b.String(), nil
+}
+
+func uintLiteral(v uint64, equality bool) (string, error) {
+	if v <= math.MaxInt64 {
+		return strconv.FormatUint(v, 10) + "L", nil
+	}
+	if equality {
+		return "'" + strconv.FormatUint(v, 10) + "'", nil
+	}
+	return "", fmt.Errorf("%d is beyond Edm.Int64; the writer stores it as text, which only eq and ne can compare", v)
+}
+
+func floatLiteral(v float64) (string, error) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "", fmt.Errorf("%v cannot be used in a filter", v)
+	}
+	// Plain decimal notation: the service's and Azurite's grammar for
+	// numbers has no exponent.
+	s := strconv.FormatFloat(v, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	if s == "-0.0" {
+		s = "0.0"
+	}
+	return s, nil
+}
+
+var (
+	minDateTime = time.Date(1601, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxDateTime = time.Date(9999, 12, 31, 23, 59, 59, 999999900, time.UTC)
+)
+
+func timeLiteral(t time.Time) (string, error) {
+	t = t.UTC()
+	if t.Before(minDateTime) || t.After(maxDateTime) {
+		return "", fmt.Errorf("time %s is outside Edm.DateTime's range (1601..9999)", t.Format(time.RFC3339))
+	}
+	return "datetime'" + t.Format("2006-01-02T15:04:05.0000000Z") + "'", nil
+}
+
+// rowKeyFilter returns the server conditions "PartitionKey eq pk" and, when
+// set, "RowKey ge lo" and "RowKey lt hi", joined with extra (which may be
+// empty) by "and". Keys are quoted like any string. It is the one place a
+// query's filter string is assembled; the audit reader uses it too.
+func rowKeyFilter(pk, lo, hi string, extra Filter) (string, error) {
+	parts := []Filter{Eq(Column(schema.ColPartitionKey), pk)}
+	if lo != "" {
+		parts = append(parts, Ge(Column(schema.ColRowKey), lo))
+	}
+	if hi != "" {
+		parts = append(parts, Lt(Column(schema.ColRowKey), hi))
+	}
+	f := And(append(parts, extra)...)
+	if f.err != nil {
+		return "", f.err
+	}
+	if f.cmp > MaxComparisons {
+		return "", fmt.Errorf("tablelog/query: %w: the filter has %d comparisons; Azure Table Storage allows %d per query (including the reader's own %d)",
+			ErrInvalidQuery, f.cmp, MaxComparisons, len(parts))
+	}
+	return f.expr, nil
+}
