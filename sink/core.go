@@ -1,0 +1,191 @@
+package sink
+
+import (
+	"context"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/tablelog/tablelog/internal/schema"
+	"go.uber.org/zap/zapcore"
+)
+
+// Core returns a zapcore.Core writing to the Sink the entries level
+// enables. Use it with zap.New, alone or under zapcore.NewTee,
+// zapcore.NewSamplerWithOptions and the like.
+//
+// Write encodes the entry on the calling goroutine and queues it; it
+// returns ErrClosed after Close and nil otherwise (rejections by the service
+// are handled in the background, see Sink). It never retains the fields.
+// Entries above ErrorLevel (DPanic, Panic, Fatal) are flushed before Write
+// returns, bounded by Options.SyncTimeout, so they are stored before zap
+// panics or exits. Sync flushes the whole Sink, bounded by SyncTimeout.
+//
+// Each entry becomes one entity: Time, Level ("info", …), Severity (debug
+// -4, info 0, warn 4, error 8, dpanic 12, panic 16, fatal 20), Msg, Logger
+// (the logger name), Caller ("file:line"), Stack, and one typed column per
+// field; zap.Namespace nests the following fields as a group; arrays and
+// objects are stored as JSON text. With encodes its fields once.
+func (s *Sink) Core(level zapcore.LevelEnabler) zapcore.Core {
+	return &core{LevelEnabler: level, s: s}
+}
+
+type core struct {
+	zapcore.LevelEnabler
+	s    *Sink
+	frag schema.Fragment // the fields of With, pre-encoded
+}
+
+var (
+	_ zapcore.Core          = (*core)(nil)
+	_ zapcore.ObjectEncoder = (*fieldEncoder)(nil)
+)
+
+// Level reports the minimum enabled level, for zapcore.LevelOf.
+func (c *core) Level() zapcore.Level { return zapcore.LevelOf(c.LevelEnabler) }
+
+// With returns a Core that adds fields to every entry; they are encoded
+// here, once.
+func (c *core) With(fields []zapcore.Field) zapcore.Core {
+	if len(fields) == 0 {
+		return c
+	}
+	st := c.s.getState()
+	st.enc.ResetFragment()
+	st.enc.AppendFragment(c.frag)
+	for i := range fields {
+		fields[i].AddTo(&st.fields)
+	}
+	clone := &core{LevelEnabler: c.LevelEnabler, s: c.s, frag: st.enc.Fragment()}
+	c.s.putState(st)
+	return clone
+}
+
+// Check adds the core to ce if the entry's level is enabled.
+func (c *core) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(ent.Level) {
+		return ce.AddCore(ent, c)
+	}
+	return ce
+}
+
+// Write encodes the entry and its fields and queues the entity.
+func (c *core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
+	s := c.s
+	st := s.getState()
+	t := ent.Time
+	if t.IsZero() {
+		t = s.opts.Now()
+	}
+	pk := st.begin(t)
+	enc := &st.enc
+	enc.SetTime(t)
+	enc.SetLevel(ent.Level.String(), zapSeverity(ent.Level))
+	enc.SetMessage(ent.Message)
+	if ent.LoggerName != "" {
+		enc.SetLogger(ent.LoggerName)
+	}
+	if ent.Caller.Defined {
+		st.scratch = append(st.scratch[:0], ent.Caller.File...)
+		st.scratch = append(st.scratch, ':')
+		st.scratch = strconv.AppendInt(st.scratch, int64(ent.Caller.Line), 10)
+		enc.SetCaller(unsafeString(st.scratch))
+	}
+	if ent.Stack != "" {
+		enc.SetStack(ent.Stack)
+	}
+	enc.AppendFragment(c.frag)
+	for i := range fields {
+		fields[i].AddTo(&st.fields)
+	}
+	err := s.put(st, pk)
+	if ent.Level > zapcore.ErrorLevel && err == nil {
+		// DPanic, Panic and Fatal: store it before zap panics or exits.
+		// The error, if any, went to the ErrorHandler in the background.
+		_ = c.Sync()
+	}
+	return err
+}
+
+// Sync flushes the Sink, waiting at most Options.SyncTimeout.
+func (c *core) Sync() error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.SyncTimeout)
+	defer cancel()
+	return c.s.Flush(ctx)
+}
+
+// zapSeverity maps a zap level to slog's scale: debug -4, info 0, warn 4,
+// error 8, dpanic 12, panic 16, fatal 20.
+func zapSeverity(l zapcore.Level) int { return 4 * int(l) }
+
+// ---- the pooled encoding state ----
+
+// encState is what one Write or Handle needs, pooled per Sink.
+type encState struct {
+	s       *Sink
+	enc     schema.Encoder
+	fields  fieldEncoder // zapcore.ObjectEncoder over enc
+	js      jsonEncoder  // JSON text of zap arrays and objects
+	rk      [schema.RowKeyLen]byte
+	scratch []byte
+
+	// slog
+	h      *handler
+	attrFn func(a slogAttr) bool
+}
+
+func newEncState(s *Sink) *encState {
+	st := &encState{s: s}
+	st.fields.st = st
+	st.attrFn = st.recordAttr
+	return st
+}
+
+func (s *Sink) getState() *encState { return s.pool.Get().(*encState) }
+
+// maxPooledBytes: states whose entity grew past this are not pooled, so a
+// rare huge record does not pin memory.
+const maxPooledBytes = 256 << 10
+
+func (s *Sink) putState(st *encState) {
+	st.h = nil
+	if cap(st.js.b) > maxPooledBytes {
+		st.js.b = nil
+	}
+	s.pool.Put(st)
+}
+
+// begin starts an entity for a record at t: its keys are fixed here. It
+// returns the PartitionKey.
+func (st *encState) begin(t time.Time) string {
+	pk := st.s.partitionKey(t)
+	id := st.s.gen.New(t)
+	rk := schema.AppendRowKey(st.rk[:0], id)
+	st.enc.Reset(pk, unsafeString(rk)) // Reset copies the keys
+	return pk
+}
+
+// put finishes the entity, queues a copy and returns the state to the pool.
+func (s *Sink) put(st *encState, pk string) error {
+	data := st.enc.Finish()
+	if n := st.enc.Repairs(); n > 0 {
+		s.c.repaired.Add(uint64(n))
+	}
+	if n := st.enc.Truncations(); n > 0 {
+		s.c.truncated.Add(uint64(n))
+	}
+	err := s.enqueue(pk, data)
+	if cap(data) > maxPooledBytes {
+		st.h = nil
+		return err // drop the state with its big buffer
+	}
+	s.putState(st)
+	return err
+}
+
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
