@@ -62,7 +62,7 @@ func TestRoundTripTypes(t *testing.T) {
 		e.String("user_id", "dup")
 	})
 	want := map[string]any{
-		"user_id": "u-1", "ok": true, "n": int64(-42), "big": int64(math.MaxInt64), "small": int32(7),
+		"user_id": "u-1", "ok": true, "n": int64(-42), "big": int64(math.MaxInt64), "small": int64(7),
 		"u": int64(5), "umax": "18446744073709551615", "f": 1.5, "whole": 3.0, "nan": "NaN",
 		"at": ts, "old": "1500-01-01T00:00:00Z", "d": int64(1500 * time.Millisecond),
 		"b": []byte{0, 1, 2, 255}, "arr": `[1,"a"]`, "nil": "<nil>", "http.method": "GET",

@@ -28,7 +28,9 @@ type Entity struct {
 
 	// Fields holds the fields under their original keys; a group is a nested
 	// map[string]any. Values by EDM type: Edm.String string, Edm.Boolean
-	// bool, Edm.Int32 int32, Edm.Int64 int64, Edm.Double float64,
+	// bool, Edm.Int64 int64, Edm.Double and Edm.Int32 float64 (the service
+	// does not tell an integral double from an Int32; tablelog writes every
+	// integer as Edm.Int64),
 	// Edm.DateTime time.Time (UTC), Edm.Binary []byte, Edm.Guid string.
 	// Fields from the Extra column carry JSON types (string, bool, float64,
 	// int64 for integral numbers, []any, map[string]any); a key that is
@@ -252,10 +254,11 @@ func decodeValue(raw json.RawMessage, edm string) any {
 		return s
 	}
 	if len(raw) > 0 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
-		// An unannotated number: Edm.Int32 when integral, else Edm.Double.
-		if n, err := strconv.ParseInt(string(raw), 10, 32); err == nil {
-			return int32(n)
-		}
+		// An unannotated number is an Edm.Double or an Edm.Int32; the
+		// service may write an integral double without a decimal point, so
+		// the two cannot be told apart. tablelog writes every integer as
+		// Edm.Int64 (annotated), so a bare number is a double; the Int32
+		// system columns (Severity, Truncated) are read by name.
 		f, _ := strconv.ParseFloat(string(raw), 64)
 		return f
 	}

@@ -16,8 +16,9 @@
 // System columns: Time (Edm.DateTime), Level, Severity (Edm.Int32, slog's
 // scale), Msg, Logger, Caller, Stack. Each field is its own typed column,
 // named by EncodeName (see names.go for the scheme; ordinary keys keep their
-// names, everything else is escaped reversibly). Go integers are Edm.Int64,
-// explicit 32-bit and smaller integers Edm.Int32, floats Edm.Double, times
+// names, everything else is escaped reversibly). Every integer is Edm.Int64
+// whatever its Go width (so a field has one type and filters match every
+// record), floats Edm.Double, times
 // Edm.DateTime, []byte Edm.Binary, durations Edm.Int64 nanoseconds, arrays and
 // objects Edm.String holding JSON, nil the text "<nil>".
 //

@@ -52,7 +52,8 @@ const timeLayout = "2006-01-02T15:04:05.0000000Z"
 //     {"k": path, "v": value});
 //   - uint64 above MaxInt64, NaN and ±Inf, and times outside 1601..9999
 //     are stored as text; invalid UTF-8 becomes U+FFFD;
-//   - nil is stored as the text "<nil>".
+//   - nil is stored as the text "<nil>";
+//   - every integer is Edm.Int64, whatever its Go width.
 type Encoder struct {
 	buf    []byte   // the entity's JSON
 	keyed  bool     // Reset (entity) rather than ResetFragment
@@ -470,17 +471,11 @@ func (e *Encoder) Int64(key string, v int64) {
 	}
 }
 
-// Int32 writes an Edm.Int32 field (explicit int32, int16 and int8 values).
-func (e *Encoder) Int32(key string, v int32) {
-	if !e.begin(key, false) {
-		e.extraRaw(key, strconv.AppendInt(e.tmp[:0], int64(v), 10))
-		return
-	}
-	if e.column(4, "Edm.Int32") {
-		e.buf = strconv.AppendInt(e.buf, int64(v), 10)
-		e.endColumn()
-	}
-}
+// Int32 writes an Edm.Int64 field too: every integer, whatever its Go
+// width, is stored as Edm.Int64, so a field keeps one type across records
+// (and filters on it match them all), and reading back never confuses an
+// integer with an integral Edm.Double (which the service returns unannotated).
+func (e *Encoder) Int32(key string, v int32) { e.Int64(key, int64(v)) }
 
 // Uint64 writes an Edm.Int64 field, or decimal text (a repair) when v is
 // above MaxInt64.
