@@ -26,7 +26,7 @@ import (
 type Filter struct {
 	expr string // OData text; "" for the zero Filter
 	cmp  int    // number of comparisons (Azure allows 15 per query)
-	leaf bool   // a single comparison: needs no parentheses
+	op   string // top operator: "and", "or", or "" for a single comparison or a not
 	err  error
 }
 
@@ -160,7 +160,7 @@ func compare(field, op string, value any) Filter {
 	if err != nil {
 		return Filter{err: fmt.Errorf("tablelog/query: %w: %s %s: %v", ErrInvalidFilter, name, op, err)}
 	}
-	return Filter{expr: name + " " + op + " " + lit, cmp: 1, leaf: true}
+	return Filter{expr: name + " " + op + " " + lit, cmp: 1}
 }
 
 // And matches entities that match every operand. Zero operands are ignored;
@@ -194,10 +194,16 @@ func join(op string, filters []Filter) Filter {
 		if i > 0 {
 			b.WriteString(" " + op + " ")
 		}
-		b.WriteString(f.paren())
+		if f.op == "" || f.op == op {
+			// A comparison, a not (...), or the same associative
+			// operator: no parentheses needed.
+			b.WriteString(f.expr)
+		} else {
+			b.WriteString("(" + f.expr + ")")
+		}
 		n += f.cmp
 	}
-	return Filter{expr: b.String(), cmp: n}
+	return Filter{expr: b.String(), cmp: n, op: op}
 }
 
 // Not matches entities that do not match f. Not of the zero Filter is an
@@ -210,13 +216,6 @@ func Not(f Filter) Filter {
 		return Filter{err: fmt.Errorf("tablelog/query: %w: Not of an empty filter", ErrInvalidFilter)}
 	}
 	return Filter{expr: "not " + "(" + f.expr + ")", cmp: f.cmp}
-}
-
-func (f Filter) paren() string {
-	if f.leaf {
-		return f.expr
-	}
-	return "(" + f.expr + ")"
 }
 
 // GUID is a 16-byte Edm.Guid value for filters, in the byte order of its
@@ -258,10 +257,11 @@ func ParseGUID(s string) (GUID, error) {
 //
 //	string              Edm.String   'it''s' (quotes doubled; must be valid UTF-8)
 //	bool                Edm.Boolean  true, false
-//	int, int8, int16, int64,
-//	uint8, uint16, uint32,
-//	uint, uint64        Edm.Int64    42L (the writer stores every Go integer as Edm.Int64)
-//	int32               Edm.Int32    42 (Severity is Edm.Int32)
+//	int, int64, uint,
+//	uint32, uint64      Edm.Int64    42L (how the writer stores Go ints)
+//	int32, int16, int8,
+//	uint16, uint8       Edm.Int32    42 (how the writer stores explicit small
+//	                                 integers; Severity is Edm.Int32 too)
 //	float32, float64    Edm.Double   2.5, 3.0 (always with a decimal point; NaN and ±Inf are errors)
 //	time.Time           Edm.DateTime datetime'2025-11-25T10:00:00.1234567Z' (years 1601..9999)
 //	time.Duration       Edm.Int64    nanoseconds, 1500000000L
@@ -285,16 +285,8 @@ func literal(value any, equality bool) (string, error) {
 		return "false", nil
 	case int:
 		return strconv.FormatInt(int64(v), 10) + "L", nil
-	case int8:
-		return strconv.FormatInt(int64(v), 10) + "L", nil
-	case int16:
-		return strconv.FormatInt(int64(v), 10) + "L", nil
 	case int64:
 		return strconv.FormatInt(v, 10) + "L", nil
-	case uint8:
-		return strconv.FormatUint(uint64(v), 10) + "L", nil
-	case uint16:
-		return strconv.FormatUint(uint64(v), 10) + "L", nil
 	case uint32:
 		return strconv.FormatUint(uint64(v), 10) + "L", nil
 	case uint:
@@ -303,6 +295,14 @@ func literal(value any, equality bool) (string, error) {
 		return uintLiteral(v, equality)
 	case int32:
 		return strconv.FormatInt(int64(v), 10), nil
+	case int16:
+		return strconv.FormatInt(int64(v), 10), nil
+	case int8:
+		return strconv.FormatInt(int64(v), 10), nil
+	case uint16:
+		return strconv.FormatUint(uint64(v), 10), nil
+	case uint8:
+		return strconv.FormatUint(uint64(v), 10), nil
 	case float32:
 		return floatLiteral(float64(v))
 	case float64:

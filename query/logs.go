@@ -123,8 +123,14 @@ func (r *Reader) logScan(ctx context.Context, q Logs, op string) (scan, acceptFu
 }
 
 // rowKeyBounds is schema.RowKeyRange with open ends as empty strings (no
-// condition sent).
+// condition sent), selecting every record with since <= ULID time < until.
 func rowKeyBounds(since, until time.Time) (lo, hi string) {
+	// RowKeyRange truncates until to the millisecond; round it up instead
+	// so that records in until's own millisecond but before until stay in
+	// range (the exact bound is applied on the client).
+	if t := until.Truncate(time.Millisecond); !until.IsZero() && !t.Equal(until) {
+		until = t.Add(time.Millisecond)
+	}
 	lo, hi = schema.RowKeyRange(since, until)
 	if until.IsZero() {
 		lo = ""
