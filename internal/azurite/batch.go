@@ -144,7 +144,7 @@ func checkBatch(contentType string, body []byte) *Rejection {
 	}
 	if len(ops) > MaxBatchOperations {
 		rej := reject(CodeInvalidInput, msgTooManyOperations, fmt.Sprintf("%d operations", len(ops)))
-		rej.Index = MaxBatchOperations
+		rej.Index = 0 // as Azure (and Azurite's copy of its message) does
 		return rej
 	}
 	rows := map[string]bool{}

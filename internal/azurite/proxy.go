@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 )
@@ -151,6 +153,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if !isBatch(r) {
+		body = escapeNonASCII(r.Method, body)
+	}
 	resp, err := p.forward(r, body)
 	if err != nil {
 		if r.Context().Err() == nil {
@@ -264,4 +269,72 @@ func (p *Proxy) String() string {
 		return "azurite.Proxy(real account, no proxy)"
 	}
 	return "azurite.Proxy(" + hostOf(p.URL) + " -> " + hostOf(p.upstream.String()) + ")"
+}
+
+// Azurite 3.37 joins a single-entity request body's stream chunks as
+// separate strings, so a multi-byte UTF-8 character split across two chunks
+// (bodies over ~64 KiB) is stored as U+FFFD replacement characters, and the
+// inflated string can even fail its 32K-character check. ($batch bodies are
+// read correctly.) The proxy therefore forwards large bodies with every
+// non-ASCII character \u-escaped, which means the same JSON. Azurite checks
+// update and merge bodies against 1 MiB of UTF-8 (insert bodies against
+// 4 MiB), so a body that escaping would push over that limit is forwarded
+// as is.
+const escapeThreshold = 16 << 10
+
+func escapeNonASCII(method string, body []byte) []byte {
+	if len(body) < escapeThreshold {
+		return body
+	}
+	extra := 0
+	for i := 0; i < len(body); {
+		c := body[i]
+		if c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(body[i:])
+		if r == utf8.RuneError && n == 1 {
+			return body // not valid UTF-8: leave it to Azurite
+		}
+		if r > 0xFFFF {
+			extra += 12 - n
+		} else {
+			extra += 6 - n
+		}
+		i += n
+	}
+	if extra == 0 {
+		return body
+	}
+	limit := MaxBatchBytes
+	if method != http.MethodPost {
+		limit = MaxEntityBytes
+	}
+	if len(body)+extra > limit {
+		return body
+	}
+	out := make([]byte, 0, len(body)+extra)
+	const hex = "0123456789abcdef"
+	u := func(v rune) {
+		out = append(out, '\\', 'u', hex[v>>12&15], hex[v>>8&15], hex[v>>4&15], hex[v&15])
+	}
+	for i := 0; i < len(body); {
+		c := body[i]
+		if c < utf8.RuneSelf {
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(body[i:])
+		if r > 0xFFFF {
+			r1, r2 := utf16.EncodeRune(r)
+			u(r1)
+			u(r2)
+		} else {
+			u(r)
+		}
+		i += n
+	}
+	return out
 }
