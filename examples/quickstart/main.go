@@ -82,7 +82,7 @@ func run() error {
 	}
 	fmt.Println("newest records:")
 	for _, rec := range recs {
-		fmt.Printf("  %s %-5s %-16s %v\n", rec.Time.Format(time.RFC3339Nano), rec.Level, rec.Message, rec.Fields)
+		fmt.Printf("  %s %-5s %-16s %v\n", rec.Time.Format("15:04:05.000000"), rec.Level, rec.Message, rec.Fields)
 	}
 	return nil
 }
