@@ -1,0 +1,471 @@
+package auditlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/tablelog/tablelog/internal/schema"
+)
+
+// Options configure a Writer. Only Service is required; every other zero
+// value means the documented default.
+type Options struct {
+	// Service names the trail (required; letters, digits, '-', '_', '.';
+	// see schema.ValidateService). Each service has its own hash chain.
+	Service string
+	// Key, if set, makes every event's hash an HMAC-SHA-256 under Key
+	// instead of a plain SHA-256, so that nobody without the key can forge
+	// or re-hash events. At least 16 bytes. Keep it outside the table's
+	// account (for example in a key vault); Verify needs the same key.
+	Key []byte
+	// Now is the clock (default time.Now). It stamps events whose Time is
+	// zero and chooses the day partition.
+	Now func() time.Time
+	// ReadTable, if set, is used for the writer's reads instead of the
+	// table given to New: reading the chain head (at the first Record, after
+	// another writer appended, when the day changes) and resolving a batch
+	// whose outcome was unknown. Give it a read-only credential when the
+	// table's credential only allows adding (an account SAS with sp=a):
+	// then the writer holds no permission to update or delete anything.
+	ReadTable ReadTable
+	// MaxBatch is the most events committed in one entity-group transaction
+	// (default and maximum 100).
+	MaxBatch int
+	// RequestTimeout bounds one request to the service (default 30 s).
+	RequestTimeout time.Duration
+	// CommitTimeout bounds how long a batch is retried after transient
+	// errors before its Record calls fail (default 2 min).
+	CommitTimeout time.Duration
+}
+
+// ErrOutcomeUnknown is wrapped by Record's error when the event may or may
+// not have been stored: the context ended while its transaction was in
+// flight, or the service stayed unreachable after a request whose response
+// was lost. The Event returned with it carries the ID (and, if assigned,
+// Seq) to look it up.
+var ErrOutcomeUnknown = errors.New("auditlog: outcome unknown")
+
+// ErrCorruptTrail is wrapped by errors from a Writer that finds the trail's
+// head in a state its protocol never produces (for example a seal naming
+// an earlier day). Verify tells what happened.
+var ErrCorruptTrail = errors.New("auditlog: corrupt trail")
+
+// Writer records audit events of one service synchronously, grouping
+// concurrent calls into shared transactions. It is safe for concurrent use;
+// several Writers, in one process or many, may write the same service in
+// the same table: they keep one linear chain (see the package
+// documentation). A Writer needs no Close: its background goroutine runs
+// only while events are waiting. Create it with New.
+type Writer struct {
+	table Table
+	read  ReadTable
+	opts  Options
+	alg   string
+	gen   *schema.Generator
+
+	mu      sync.Mutex
+	queue   []*pending
+	running bool
+
+	stats struct {
+		events, batches, conflicts, retries, failed atomic.Int64
+	}
+
+	// Chain state, owned by the committing goroutine.
+	hasher *hasher
+	head   headState
+	buf    []byte
+}
+
+// headState is the writer's view of the chain's head.
+type headState struct {
+	known bool
+	day   time.Time // the open day partition
+	seq   int64     // the head event's seq (0: empty trail)
+	hash  Hash
+}
+
+type pendingState int
+
+const (
+	queued pendingState = iota
+	inflight
+	finished
+)
+
+// pending is one Record call waiting for its event to be stored.
+type pending struct {
+	p     *prepared
+	state pendingState // guarded by Writer.mu
+	done  chan struct{}
+	ev    Event // result, valid after done is closed
+	err   error
+}
+
+// New returns a Writer for the service trail in table (usually an
+// *aztables.Client for the audit table, which must exist). It validates the
+// options and does not touch the network; the first Record reads the
+// chain's head. Errors: an invalid service name, a Key shorter than 16
+// bytes, a nil table, MaxBatch out of 1..100.
+func New(table Table, opts Options) (*Writer, error) {
+	if table == nil {
+		return nil, errors.New("auditlog: nil table")
+	}
+	if err := schema.ValidateService(opts.Service); err != nil {
+		return nil, fmt.Errorf("auditlog: %w", err)
+	}
+	if opts.Key != nil && len(opts.Key) < 16 {
+		return nil, fmt.Errorf("auditlog: Key is %d bytes; use at least 16", len(opts.Key))
+	}
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = schema.MaxBatchOps
+	}
+	if opts.MaxBatch < 1 || opts.MaxBatch > schema.MaxBatchOps {
+		return nil, fmt.Errorf("auditlog: MaxBatch %d is outside 1..%d", opts.MaxBatch, schema.MaxBatchOps)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 30 * time.Second
+	}
+	if opts.CommitTimeout <= 0 {
+		opts.CommitTimeout = 2 * time.Minute
+	}
+	opts.Key = slices.Clone(opts.Key)
+	w := &Writer{table: table, opts: opts, gen: schema.NewGenerator(nil), hasher: newHasher(opts.Key)}
+	w.alg = w.hasher.alg()
+	w.read = opts.ReadTable
+	if w.read == nil {
+		rt, ok := table.(ReadTable)
+		if !ok {
+			return nil, errors.New("auditlog: the table cannot read; set Options.ReadTable")
+		}
+		w.read = rt
+	}
+	return w, nil
+}
+
+// Record stores ev and returns it as stored (with Service, ID, Time, Seq,
+// PrevHash and Hash set). It returns only once the event is stored: a nil
+// error means it is in the table, chained. Concurrent calls share
+// transactions (group commit), so Record is cheap to call from many
+// goroutines.
+//
+// Errors: ErrInvalidEvent (nothing was sent; see Event for the rules);
+// ctx.Err() if ctx ended before the event was sent (not stored);
+// ErrOutcomeUnknown, wrapping ctx.Err() or the last storage error, if it
+// may have been stored; otherwise the storage error (not stored).
+func (w *Writer) Record(ctx context.Context, ev Event) (Event, error) {
+	p, err := w.prepare(ev, w.opts.Now())
+	if err != nil {
+		return ev, err
+	}
+	if err := ctx.Err(); err != nil {
+		return p.ev, err
+	}
+	pd := &pending{p: p, done: make(chan struct{})}
+	w.mu.Lock()
+	w.queue = append(w.queue, pd)
+	if !w.running {
+		w.running = true
+		go w.run()
+	}
+	w.mu.Unlock()
+
+	select {
+	case <-pd.done:
+		return pd.ev, pd.err
+	case <-ctx.Done():
+	}
+	w.mu.Lock()
+	if pd.state == queued {
+		if i := slices.Index(w.queue, pd); i >= 0 {
+			w.queue = slices.Delete(w.queue, i, i+1)
+		}
+		pd.state = finished
+		w.mu.Unlock()
+		return p.ev, ctx.Err()
+	}
+	w.mu.Unlock()
+	select {
+	case <-pd.done: // finished meanwhile
+		return pd.ev, pd.err
+	default:
+	}
+	return p.ev, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+}
+
+// run commits batches while events are queued.
+func (w *Writer) run() {
+	for {
+		w.mu.Lock()
+		batch := w.take()
+		if len(batch) == 0 {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		w.commit(batch)
+	}
+}
+
+// maxBatchBytes is the payload budget of one transaction: the service's
+// 4 MiB less room for the multipart framing of every operation.
+const (
+	maxBatchBytes = schema.MaxBatchBytes - 64<<10
+	opOverhead    = 1 << 10
+)
+
+// take removes the next batch from the queue (w.mu held).
+func (w *Writer) take() []*pending {
+	n, size := 0, 0
+	for n < len(w.queue) && n < w.opts.MaxBatch {
+		s := w.queue[n].p.size + opOverhead
+		if n > 0 && size+s > maxBatchBytes {
+			break
+		}
+		size += s
+		n++
+	}
+	batch := slices.Clone(w.queue[:n])
+	w.queue = slices.Delete(w.queue, 0, n)
+	for _, pd := range batch {
+		pd.state = inflight
+	}
+	return batch
+}
+
+// finish delivers the outcome of a batch.
+func (w *Writer) finish(batch []*pending, err error) {
+	if err != nil {
+		w.stats.failed.Add(int64(len(batch)))
+	}
+	w.mu.Lock()
+	for _, pd := range batch {
+		pd.ev = pd.p.ev
+		pd.err = err
+		pd.state = finished
+		close(pd.done)
+	}
+	w.mu.Unlock()
+}
+
+// commit stores batch as the next events of the chain, retrying transient
+// errors until CommitTimeout, re-chaining when another writer took the
+// slots, and splitting the batch when the service rejects it as bad.
+func (w *Writer) commit(batch []*pending) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
+	defer cancel()
+	target := schema.Day(w.opts.Now())
+	unknown := false // an attempt with the current slots may have been stored
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && ctx.Err() != nil {
+			w.head.known = false
+			err := fmt.Errorf("auditlog: storing %d event(s) gave up after %s: %s", len(batch), w.opts.CommitTimeout, describe(lastErr))
+			if unknown {
+				err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+			}
+			w.finish(batch, err)
+			return
+		}
+		if !w.head.known || w.head.day.Before(target) {
+			pos, err := w.resolve(ctx, target)
+			if err == nil {
+				err = w.openDay(ctx, pos)
+			}
+			if err != nil {
+				kind, after := classify(err)
+				if errors.Is(err, ErrCorruptTrail) {
+					kind = kindPermanent
+				}
+				if kind == kindTransient || kind == kindConflict {
+					lastErr = err
+					_ = sleep(ctx, backoff(attempt, after))
+					continue
+				}
+				w.finish(batch, fmt.Errorf("auditlog: reading the chain head: %w%s", errDescribed(err), readHint(err)))
+				return
+			}
+			w.head = headState{known: true, day: pos.open, seq: pos.seq, hash: pos.hash}
+			unknown = false
+		}
+
+		// Chain the batch after the head; the result is the same on every
+		// retry while the head is unchanged.
+		pk := schema.PartitionKey(w.opts.Service, w.head.day)
+		prev := w.head.hash
+		for i, pd := range batch {
+			r := &pd.p.rec
+			r.PartitionKey = pk
+			r.Seq = w.head.seq + 1 + int64(i)
+			r.RowKey = schema.AuditRowKey(r.Seq)
+			r.PrevHash = prev.String()
+			h := w.hasher.sum(w.opts.Service, r, prev, true)
+			r.Hash = h.String()
+			pd.p.ev.Seq, pd.p.ev.PrevHash, pd.p.ev.Hash = r.Seq, prev, h
+			prev = h
+		}
+		err := w.insert(ctx, batch)
+		kind, after := classify(err)
+		if kind == kindConflict && unknown {
+			// Maybe our own earlier attempt: the first slot tells.
+			ours, rerr := w.owns(ctx, &batch[0].p.rec)
+			if errors.Is(rerr, ErrCorruptTrail) {
+				w.head.known = false
+				w.finish(batch, fmt.Errorf("%w: %w", ErrOutcomeUnknown, rerr))
+				return
+			}
+			if rerr != nil {
+				lastErr = rerr
+				_ = sleep(ctx, backoff(attempt, 0))
+				continue
+			}
+			if ours {
+				kind = kindOK
+			}
+		}
+		switch kind {
+		case kindOK:
+			w.stats.events.Add(int64(len(batch)))
+			w.stats.batches.Add(1)
+			last := batch[len(batch)-1].p.ev
+			w.head.seq, w.head.hash = last.Seq, last.Hash
+			w.finish(batch, nil)
+			return
+		case kindConflict:
+			// Another writer appended (or sealed the day): read the head
+			// again and re-chain. The slots we tried are taken, so no
+			// earlier attempt of ours can ever land in them.
+			w.stats.conflicts.Add(1)
+			w.head.known = false
+			unknown = false
+			lastErr = err
+			_ = sleep(ctx, conflictBackoff(attempt))
+		case kindTransient:
+			w.stats.retries.Add(1)
+			unknown = true
+			lastErr = err
+			_ = sleep(ctx, backoff(attempt, after))
+		case kindBadEntity:
+			if len(batch) > 1 {
+				// Isolate the event the service refuses: commit one by one
+				// (each re-chained after the previous).
+				for _, pd := range batch {
+					w.commit([]*pending{pd})
+				}
+				return
+			}
+			w.finish(batch, fmt.Errorf("auditlog: the service refused the event: %s", describe(err)))
+			return
+		default:
+			if unknown {
+				w.head.known = false
+				w.finish(batch, fmt.Errorf("%w: auditlog: storing events: %s", ErrOutcomeUnknown, describe(err)))
+				return
+			}
+			w.finish(batch, fmt.Errorf("auditlog: storing events: %s", describe(err)))
+			return
+		}
+	}
+}
+
+// conflictBackoff spreads writers that keep colliding on one partition.
+func conflictBackoff(attempt int) time.Duration {
+	if attempt == 0 {
+		return 0
+	}
+	return backoff(min(attempt, 3), 0) / 4
+}
+
+// readHint explains a refused read: the usual cause is an add-only table
+// client without Options.ReadTable.
+func readHint(err error) string {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
+		return " (the writer reads the chain head: with an add-only credential, set Options.ReadTable to a client that can read)"
+	}
+	return ""
+}
+
+// errDescribed wraps err's description, keeping sentinel errors.
+func errDescribed(err error) error {
+	if errors.Is(err, ErrCorruptTrail) {
+		return err
+	}
+	return errors.New(describe(err))
+}
+
+// insert sends the batch: a single AddEntity for one event (cheaper for the
+// service than a one-operation transaction), else one transaction.
+func (w *Writer) insert(ctx context.Context, batch []*pending) error {
+	ctx, cancel := context.WithTimeout(noRetry(ctx), w.opts.RequestTimeout)
+	defer cancel()
+	if len(batch) == 1 {
+		w.buf = schema.AppendAuditEntity(w.buf[:0], &batch[0].p.rec)
+		_, err := w.table.AddEntity(ctx, w.buf, nil)
+		return err
+	}
+	actions := make([]aztables.TransactionAction, len(batch))
+	for i, pd := range batch {
+		actions[i] = aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: schema.AppendAuditEntity(nil, &pd.p.rec)}
+	}
+	_, err := w.table.SubmitTransaction(ctx, actions, nil)
+	return err
+}
+
+// owns reports whether the slot of r holds r itself (same ID and hash):
+// then an earlier attempt whose response was lost stored the batch.
+func (w *Writer) owns(ctx context.Context, r *schema.AuditRecord) (bool, error) {
+	ctx, cancel := context.WithTimeout(noRetry(ctx), w.opts.RequestTimeout)
+	defer cancel()
+	resp, err := w.read.GetEntity(ctx, r.PartitionKey, r.RowKey, nil)
+	if err != nil {
+		if isNotFound(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	got, err := schema.DecodeAudit(resp.Value)
+	if err != nil {
+		return false, nil
+	}
+	if got.ID != r.ID {
+		return false, nil
+	}
+	if got.Hash != r.Hash {
+		return false, fmt.Errorf("%w: %s/%s holds our event %s with a different hash", ErrCorruptTrail, r.PartitionKey, r.RowKey, r.ID)
+	}
+	return true, nil
+}
+
+// Stats counts what a Writer did since New. All counters only grow.
+type Stats struct {
+	Events       int64 // events stored
+	Transactions int64 // successful inserts (a transaction or a single insert), each of one or more events
+	Conflicts    int64 // inserts that lost a slot to another writer (then re-chained)
+	Retries      int64 // inserts retried after a transient error
+	Failed       int64 // events whose Record returned a storage error
+}
+
+// Stats returns the Writer's counters. Safe for concurrent use.
+func (w *Writer) Stats() Stats {
+	return Stats{
+		Events:       w.stats.events.Load(),
+		Transactions: w.stats.batches.Load(),
+		Conflicts:    w.stats.conflicts.Load(),
+		Retries:      w.stats.retries.Load(),
+		Failed:       w.stats.failed.Load(),
+	}
+}
