@@ -219,7 +219,8 @@ func NewTableName() string {
 
 // Table returns a client for table name through the shared strict proxy.
 // It does not create the table. Harness clients retry like the SDK's default
-// policy (3 retries) but with short delays (10–100 ms, or Retry-After).
+// policy (3 retries) but with short backoff (10–40 ms), honouring a
+// Retry-After of up to 5 s.
 func (e *Env) Table(t testing.TB, name string) *aztables.Client {
 	t.Helper()
 	return tableClient(t, e.ConnectionString, name, nil)
@@ -298,7 +299,9 @@ func (e *Env) NewProxy(t testing.TB) *Proxy {
 }
 
 // clientOptions returns the harness's client options: the SDK's retry count
-// with short delays, so tests that see a transient fault stay fast.
+// with short backoff (10, 20, 40 ms), so tests that meet a transient fault
+// stay fast. MaxRetryDelay stays at 5 s because azcore does not retry at all
+// when a Retry-After exceeds it.
 func clientOptions(o *aztables.ClientOptions) *aztables.ClientOptions {
 	if o != nil {
 		return o
@@ -306,7 +309,7 @@ func clientOptions(o *aztables.ClientOptions) *aztables.ClientOptions {
 	return &aztables.ClientOptions{ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{
 		MaxRetries:    3,
 		RetryDelay:    10 * time.Millisecond,
-		MaxRetryDelay: 100 * time.Millisecond,
+		MaxRetryDelay: 5 * time.Second,
 	}}}
 }
 
