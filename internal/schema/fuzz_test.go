@@ -81,6 +81,10 @@ func checkLimits(t *testing.T, js []byte) {
 	}
 }
 
+// validateEntity is the strict proxy's entity validator (set by an external
+// test file, which may import the harness).
+var validateEntity func([]byte) error
+
 // FuzzEncoder drives the encoder with arbitrary keys and values: every entity
 // must be valid for Azure, and decode back to the input or its documented repair.
 func FuzzEncoder(f *testing.F) {
@@ -184,6 +188,11 @@ func FuzzEncoder(f *testing.F) {
 		}
 		js := e.Finish()
 		checkLimits(t, js)
+		if validateEntity != nil {
+			if err := validateEntity(js); err != nil {
+				t.Fatalf("the strict proxy rejects the entity: %v", err)
+			}
+		}
 		ent, err := Decode(js)
 		if err != nil {
 			t.Fatal(err)

@@ -1,0 +1,4 @@
+package schema
+
+// SetValidatorForTest installs the strict proxy's validator for FuzzEncoder.
+func SetValidatorForTest(f func([]byte) error) { validateEntity = f }
