@@ -1,0 +1,187 @@
+package sink
+
+import (
+	"errors"
+)
+
+// The buffer: records enqueued by logging goroutines, waiting for the
+// dispatcher (pending) or in a transaction being sent or retried. Its size
+// is the sum of their entity bytes, bounded by Options.BufferBytes. All of
+// it is guarded by Sink.mu.
+
+// record is one encoded entity waiting to be stored.
+type record struct {
+	pk   string
+	data []byte // in slab, or its own allocation when slab is nil
+	seq  uint64
+	slab *slab
+}
+
+// slab is a block that queued entities are copied into, so enqueueing does
+// not allocate per record. It is reused once every record in it is
+// finished.
+type slab struct {
+	buf  []byte
+	refs int // records in it, plus one while it is the current slab
+}
+
+const (
+	slabSize      = 256 << 10
+	maxFreeSlabs  = 8 // kept for reuse; more are left to the garbage collector
+	maxSlabRecord = slabSize / 8
+)
+
+// waiter is a Flush waiting for the records enqueued before it.
+type waiter struct {
+	upto      uint64 // records with seq <= upto
+	remaining int
+	failed    int
+	done      chan struct{}
+}
+
+// enqueue queues a copy of entity under partition pk. It blocks, drops or
+// refuses according to Options.Overflow and Close; only a refusal is an
+// error.
+func (s *Sink) enqueue(pk string, entity []byte) error {
+	n := len(entity)
+	s.mu.Lock()
+	for !s.closed && s.bufBytes > 0 && s.bufBytes+n > s.opts.BufferBytes {
+		if s.opts.Overflow == DropNewest {
+			s.c.dropped.Add(1)
+			s.mu.Unlock()
+			s.signal(s.flushNow)
+			s.reportLimited("drop", errors.New("sink: buffer full (Options.BufferBytes); dropping records (Overflow: DropNewest)"))
+			return nil
+		}
+		s.blocked++
+		s.signal(s.flushNow)
+		s.space.Wait()
+		s.blocked--
+	}
+	if s.closed {
+		s.c.rejected.Add(1)
+		s.mu.Unlock()
+		s.reportLimited("closed", ErrClosed)
+		return ErrClosed
+	}
+	s.seq++
+	r := record{pk: pk, seq: s.seq}
+	s.copyEntity(&r, entity)
+	s.pending = append(s.pending, r)
+	s.pendingBytes += n
+	s.bufBytes += n
+	s.bufRecs++
+	s.c.enqueued.Add(1)
+	kick := !s.kicked && (len(s.pending) >= s.opts.BatchSize || s.pendingBytes >= maxPayload/2)
+	if kick {
+		s.kicked = true
+	}
+	s.mu.Unlock()
+	if kick {
+		s.signal(s.kick)
+	}
+	return nil
+}
+
+// copyEntity sets r.data to a copy of entity, in the current slab when it
+// is small.
+func (s *Sink) copyEntity(r *record, entity []byte) {
+	n := len(entity)
+	if n > maxSlabRecord {
+		r.data = append([]byte(nil), entity...)
+		return
+	}
+	cur := s.slab
+	if cur == nil || len(cur.buf)+n > cap(cur.buf) {
+		if cur != nil {
+			s.release(cur)
+		}
+		if k := len(s.freeSlabs); k > 0 {
+			cur = s.freeSlabs[k-1]
+			s.freeSlabs = s.freeSlabs[:k-1]
+		} else {
+			cur = &slab{buf: make([]byte, 0, slabSize)}
+		}
+		cur.refs = 1
+		s.slab = cur
+	}
+	start := len(cur.buf)
+	cur.buf = append(cur.buf, entity...)
+	cur.refs++
+	r.data = cur.buf[start:len(cur.buf):len(cur.buf)]
+	r.slab = cur
+}
+
+// release drops one reference to sl and recycles it when none is left.
+func (s *Sink) release(sl *slab) {
+	sl.refs--
+	if sl.refs == 0 && len(s.freeSlabs) < maxFreeSlabs {
+		sl.buf = sl.buf[:0]
+		s.freeSlabs = append(s.freeSlabs, sl)
+	}
+}
+
+// signal does a non-blocking send on a 1-buffered channel.
+func (s *Sink) signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// finish marks recs as stored (ok) or given up on, releases their buffer
+// space and wakes what waits for them. recs must not be used afterwards:
+// their bytes are reused.
+func (s *Sink) finish(recs []record, ok bool, cause error) {
+	if len(recs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	if ok {
+		s.c.written.Add(uint64(len(recs)))
+	} else {
+		s.c.failedRecords.Add(uint64(len(recs)))
+		if cause != nil {
+			s.lastErr = cause
+		}
+	}
+	for i := range recs {
+		r := &recs[i]
+		s.bufBytes -= len(r.data)
+		if r.slab != nil {
+			s.release(r.slab)
+		}
+		r.data, r.slab = nil, nil
+	}
+	s.bufRecs -= len(recs)
+	for i := 0; i < len(s.waiters); {
+		w := s.waiters[i]
+		for _, r := range recs {
+			if r.seq <= w.upto {
+				w.remaining--
+				if !ok {
+					w.failed++
+				}
+			}
+		}
+		if w.remaining <= 0 {
+			close(w.done)
+			s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
+			continue
+		}
+		i++
+	}
+	if s.blocked > 0 {
+		s.space.Broadcast()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Sink) removeWaiter(w *waiter) {
+	for i, x := range s.waiters {
+		if x == w {
+			s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
+			return
+		}
+	}
+}

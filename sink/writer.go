@@ -1,0 +1,334 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/tablelog/tablelog/internal/schema"
+)
+
+// The background writer: one dispatcher cuts the queue into transactions,
+// Options.MaxInFlight workers send them.
+
+// batch is one transaction's worth of records of a single partition.
+type batch struct {
+	pk      string
+	recs    []record
+	catalog bool // the first batch of its partition in this process
+	size    int  // estimated payload (wireSize)
+}
+
+// maxPayload is the payload budget of one transaction: Azure's 4 MiB less a
+// margin for the multipart framing around the operations.
+const maxPayload = schema.MaxBatchBytes - 64<<10
+
+// opOverhead is what one insert operation adds to a transaction besides
+// its entity JSON: the MIME part headers, the request line (with the
+// table URL and maybe a SAS) and the request headers.
+const opOverhead = 2 << 10
+
+// wireSize estimates the bytes one entity takes in a transaction. aztables
+// re-encodes entities with encoding/json, which escapes <, > and & as
+// \u003c (six bytes) and U+2028/U+2029 as \u2028 (three more).
+func wireSize(data []byte) int {
+	n := len(data) + opOverhead
+	n += 5 * (bytes.Count(data, lt) + bytes.Count(data, gt) + bytes.Count(data, amp))
+	n += 3 * bytes.Count(data, e2) // a generous bound for U+2028 and U+2029
+	return n
+}
+
+var lt, gt, amp, e2 = []byte{'<'}, []byte{'>'}, []byte{'&'}, []byte{0xe2}
+
+// dispatch cuts the queue into transactions and hands them to the workers:
+// full ones as soon as they are full, the rest every FlushInterval and on
+// Flush, a blocked or dropping writer, or Close.
+func (s *Sink) dispatch() {
+	defer s.wg.Done()
+	defer close(s.work)
+	seen := map[string]bool{} // partitions whose catalog entity was sent
+	tick := time.NewTicker(s.opts.FlushInterval)
+	defer tick.Stop()
+	for {
+		all := true
+		select {
+		case <-s.kick:
+			all = false
+		case <-tick.C:
+		case <-s.flushNow:
+		case <-s.quit:
+			s.send(true, seen)
+			return
+		case <-s.hardCtx.Done():
+			return
+		}
+		s.send(all, seen)
+	}
+}
+
+// send takes the queue and hands it to the workers in transactions. Unless
+// all, a partition's last transaction goes back to the queue if it is less
+// than full.
+func (s *Sink) send(all bool, seen map[string]bool) {
+	s.mu.Lock()
+	recs := s.pending
+	s.pending, s.spare = s.spare[:0], nil
+	s.pendingBytes = 0
+	s.kicked = false
+	s.mu.Unlock()
+
+	var batches []*batch
+	var keep []record
+	open := map[string]*batch{} // per partition: its batch being filled
+	for _, r := range recs {
+		b := open[r.pk]
+		ws := wireSize(r.data)
+		if b == nil || len(b.recs) >= s.opts.BatchSize || b.size+ws > maxPayload {
+			b = s.newBatch(r.pk)
+			open[r.pk] = b
+			batches = append(batches, b)
+		}
+		b.recs = append(b.recs, r)
+		b.size += ws
+	}
+	if !all {
+		// Keep each partition's last, partial batch for later.
+		n := 0
+		for _, b := range batches {
+			if open[b.pk] == b && len(b.recs) < s.opts.BatchSize && b.size < maxPayload/2 {
+				keep = append(keep, b.recs...)
+				s.batchPool.Put(b)
+				continue
+			}
+			batches[n] = b
+			n++
+		}
+		batches = batches[:n]
+	}
+
+	clear(recs)
+	s.mu.Lock()
+	if len(keep) > 0 {
+		s.pending = append(keep, s.pending...)
+		for _, r := range keep {
+			s.pendingBytes += len(r.data)
+		}
+	}
+	if s.spare == nil {
+		s.spare = recs[:0]
+	}
+	s.mu.Unlock()
+
+	for _, b := range batches {
+		if !seen[b.pk] {
+			seen[b.pk] = true
+			b.catalog = true
+		}
+		select {
+		case s.work <- b:
+		case <-s.hardCtx.Done():
+			s.finish(b.recs, false, context.Canceled)
+		}
+	}
+}
+
+func (s *Sink) newBatch(pk string) *batch {
+	b, _ := s.batchPool.Get().(*batch)
+	if b == nil {
+		b = &batch{recs: make([]record, 0, s.opts.BatchSize)}
+	}
+	b.pk, b.recs, b.catalog, b.size = pk, b.recs[:0], false, 0
+	return b
+}
+
+// worker sends transactions until the dispatcher closes s.work.
+func (s *Sink) worker() {
+	defer s.wg.Done()
+	w := &txWriter{s: s}
+	for b := range s.work {
+		if s.hardCtx.Err() != nil {
+			s.finish(b.recs, false, context.Canceled)
+		} else {
+			s.ensureTable()
+			if b.catalog {
+				s.writeCatalog(b.pk)
+			}
+			w.store(b.recs, false)
+		}
+		clear(b.recs)
+		s.batchPool.Put(b)
+	}
+}
+
+// ensureTable creates the table once, before the first write, unless
+// Options.NoCreateTable. A failure other than "already exists" is reported
+// and writing goes ahead (the table may exist; writes will tell).
+func (s *Sink) ensureTable() {
+	s.tableMu.Lock()
+	defer s.tableMu.Unlock()
+	if s.tableReady {
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(s.hardCtx, s.opts.RequestTimeout)
+		_, err := s.table.CreateTable(ctx, nil)
+		cancel()
+		e := classify("CreateTable", err, s.hardCtx)
+		switch {
+		case e == nil, e.class == exists:
+			s.tableReady = true
+			return
+		case e.class == transient:
+			s.c.retries.Add(1)
+			s.reportLimited("transient", e)
+			if !s.backoff(attempt, e.RetryAfter) {
+				return
+			}
+		case e.class == aborted:
+			return
+		default:
+			s.tableReady = true
+			s.opts.ErrorHandler(fmt.Errorf("sink: cannot create the table (set Options.NoCreateTable if the credentials may not): %w", e))
+			return
+		}
+	}
+}
+
+// txWriter is one worker's transaction sender (with its reusable actions).
+type txWriter struct {
+	s       *Sink
+	actions []aztables.TransactionAction
+}
+
+// store writes recs (one partition) as one transaction, retrying transient
+// failures; a permanent failure is bisected down to the bad records.
+// uncertain says an earlier attempt of exactly this set of records may have
+// been committed (its response was lost).
+func (w *txWriter) store(recs []record, uncertain bool) {
+	s := w.s
+	for attempt := 0; ; attempt++ {
+		e := w.submit(recs)
+		if e == nil {
+			s.finish(recs, true, nil)
+			return
+		}
+		switch e.class {
+		case exists:
+			// A transaction is atomic: if an earlier attempt of this very
+			// set may have committed, "already exists" means it did. For a
+			// single record it means that in any case.
+			if len(recs) == 1 || uncertain {
+				s.finish(recs, true, nil)
+				return
+			}
+		case transient:
+			uncertain = true
+			s.c.retries.Add(1)
+			s.reportLimited("transient", fmt.Errorf("sink: retrying %d records: %w", len(recs), e))
+			if !s.backoff(attempt, e.RetryAfter) {
+				s.finish(recs, false, context.Canceled)
+				return
+			}
+			continue
+		case aborted:
+			s.finish(recs, false, context.Canceled)
+			return
+		case denied:
+			if e.StatusCode == http.StatusNotFound && !s.opts.NoCreateTable && attempt == 0 {
+				// The table is missing (deleted under us?): create it again.
+				s.tableMu.Lock()
+				s.tableReady = false
+				s.tableMu.Unlock()
+				s.ensureTable()
+				continue
+			}
+			if len(recs) > 1 {
+				s.c.failedBatches.Add(1)
+			}
+			err := fmt.Errorf("sink: %d records not stored: %w", len(recs), e)
+			s.finish(recs, false, err)
+			s.reportLimited("denied", err)
+			return
+		}
+		// Permanent (or a conflict we cannot attribute): isolate.
+		if len(recs) == 1 {
+			s.repair(recs[0], e)
+			return
+		}
+		s.c.failedBatches.Add(1)
+		half := len(recs) / 2
+		w.store(recs[:half], false)
+		w.store(recs[half:], false)
+		return
+	}
+}
+
+// submit makes one attempt at storing recs: a transaction, or a single
+// insert for one record.
+func (w *txWriter) submit(recs []record) *OpError {
+	s := w.s
+	ctx, cancel := context.WithTimeout(s.hardCtx, s.opts.RequestTimeout)
+	defer cancel()
+	if len(recs) == 1 {
+		_, err := s.table.AddEntity(ctx, recs[0].data, nil)
+		return classify("AddEntity", err, s.hardCtx)
+	}
+	w.actions = w.actions[:0]
+	for _, r := range recs {
+		w.actions = append(w.actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: r.data})
+	}
+	_, err := s.table.SubmitTransaction(ctx, w.actions, nil)
+	clear(w.actions)
+	return classify("SubmitTransaction", err, s.hardCtx)
+}
+
+// insertOne inserts one entity, retrying transient failures. It returns
+// nil when the entity is stored (or already was).
+func (s *Sink) insertOne(entity []byte) *OpError {
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(s.hardCtx, s.opts.RequestTimeout)
+		_, err := s.table.AddEntity(ctx, entity, nil)
+		cancel()
+		e := classify("AddEntity", err, s.hardCtx)
+		if e == nil || e.class == exists {
+			return nil
+		}
+		if e.class != transient {
+			return e
+		}
+		s.c.retries.Add(1)
+		s.reportLimited("transient", e)
+		if !s.backoff(attempt, e.RetryAfter) {
+			return &OpError{Op: "AddEntity", Err: context.Canceled, class: aborted}
+		}
+	}
+}
+
+// backoff sleeps before retry number attempt+1: a random time between half
+// and all of min(MinRetryInterval*2^attempt, MaxRetryInterval), or the
+// service's Retry-After when that is longer. It returns false if the sink
+// gave up meanwhile.
+func (s *Sink) backoff(attempt int, retryAfter time.Duration) bool {
+	d := s.opts.MaxRetryInterval
+	if attempt < 30 {
+		if x := s.opts.MinRetryInterval << attempt; x > 0 && x < d {
+			d = x
+		}
+	}
+	d = d/2 + rand.N(d/2+1)
+	if retryAfter > d {
+		d = retryAfter
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.hardCtx.Done():
+		return false
+	}
+}
