@@ -31,19 +31,29 @@
 // status and error, the message prefixed "<index>:", which the aztables SDK
 // returns as an error):
 //
-//	rule                                        status  code
-//	more than 100 operations in a batch          400     InvalidInput (index 100)
-//	several PartitionKeys in a batch             400     CommandsInBatchActOnDifferentPartitions
-//	one RowKey twice in a batch                  400     InvalidDuplicateRow
-//	batch payload over 4 MiB                     413     RequestBodyTooLarge (not in a 202)
-//	more than 252 custom properties              400     TooManyProperties
-//	property name not a C# identifier            400     PropertyNameInvalid
-//	property name over 255 characters            400     PropertyNameTooLong
-//	a property given twice                       400     DuplicatePropertiesSpecified
-//	Edm.DateTime before 1601-01-01               400     OutOfRangeInput
-//	Edm.String over 32K chars, Edm.Binary over 64 KiB
-//	                                             400     PropertyValueTooLarge
-//	entity over 1 MiB (see EntitySize)           400     EntityTooLarge
+//	rule                                      status  code                                     raw Azurite
+//	more than 100 operations in a batch        400     InvalidInput (index 0)                   refuses, malformed response
+//	several PartitionKeys in a batch           400     CommandsInBatchActOnDifferentPartitions  accepts
+//	one RowKey twice in a batch                400     InvalidDuplicateRow                      same
+//	batch payload over 4 MiB                   413     RequestBodyTooLarge (not in a 202)       same
+//	more than 252 custom properties            400     TooManyProperties                        accepts
+//	property name not a C# identifier          400     PropertyNameInvalid                      accepts
+//	property name over 255 characters          400     PropertyNameTooLong                      accepts
+//	a property given twice (raw JSON only)     400     DuplicatePropertiesSpecified             accepts
+//	Edm.DateTime before 1601-01-01             400     OutOfRangeInput                          accepts
+//	Edm.String over 32,768 UTF-16 units        400     PropertyValueTooLarge                    same
+//	Edm.Binary over 65,536 bytes               400     PropertyValueTooLarge                    same
+//	entity over 1 MiB (see EntitySize)         400     EntityTooLarge                           accepts
+//
+// "Same" rules are enforced by Azurite too; the proxy checks them anyway so
+// that ValidateEntity is complete. Error codes and messages follow the Table
+// service error-code reference; for DateTime before 1601 Azure's code is
+// documented only loosely (OutOfRangeInput is what it answers for
+// out-of-range values).
+//
+// The aztables SDK re-encodes every entity through a map[string]any, so
+// duplicate property names never reach the wire through it (the last value
+// silently wins); ValidateEntity flags them for code that builds JSON.
 //
 // ValidateEntity applies the entity rules to one encoded entity, so codec
 // tests can assert that everything the encoder produces is accepted.
@@ -59,5 +69,25 @@
 //
 // # Emulator findings (Azurite 3.37.0)
 //
-// FINDINGS
+// Verified by TestEmulatorFindings:
+//
+//   - String values may contain NUL and any other control character
+//     (U+0000–U+001F, U+007F, U+0085): Azurite stores and returns them
+//     unchanged. (Only keys forbid them.)
+//   - Edm.Double accepts "NaN", "Infinity" and "-Infinity" (as JSON strings
+//     with the Edm.Double annotation) and returns them the same way.
+//   - Edm.String is limited to 32,768 UTF-16 code units (JavaScript string
+//     length): 32,768 pass, 32,769 fail with 400 PropertyValueTooLarge; a
+//     character outside the BMP counts 2, UTF-8 size does not matter.
+//   - Azurite bug: for single-entity requests (insert, update, merge,
+//     upsert) it decodes the body chunk by chunk, so a multi-byte UTF-8
+//     character split across two ~64 KiB stream chunks becomes U+FFFD
+//     replacement characters, nondeterministically (data corruption, and
+//     sometimes a spurious PropertyValueTooLarge). $batch bodies are decoded
+//     correctly. The proxy \u-escapes non-ASCII characters in single-entity
+//     bodies over 16 KiB (the same JSON), so writes through the proxy are
+//     exact; writes through DirectTable are not.
+//   - Azurite does not check Edm values: an Edm.Int64 of "abc" is stored.
+//   - Azurite answers a batch of more than 100 operations with a multipart
+//     body the SDK cannot parse ("malformed HTTP response"), storing nothing.
 package azurite

@@ -81,7 +81,9 @@ func run(m *testing.M) int {
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		s := <-sig
-		cleanup()
+		if env.server != nil {
+			env.server.close() // not the proxy: closing it waits for requests
+		}
 		fmt.Fprintf(os.Stderr, "azurite: stopped Azurite on %v\n", s)
 		os.Exit(2)
 	}()
@@ -162,15 +164,16 @@ func realEnv(cs string) (*Env, error) {
 		}
 		endpoint = fmt.Sprintf("%s://%s.table.%s", proto, kv["AccountName"], suffix)
 	}
-	return &Env{
+	env := &Env{
 		ConnectionString:       cs,
 		DirectConnectionString: cs,
-		Proxy:                  &Proxy{real: true, ConnectionString: cs},
 		Real:                   true,
 		upstream:               strings.TrimSuffix(endpoint, "/"),
 		account:                kv["AccountName"],
 		key:                    kv["AccountKey"],
-	}, nil
+	}
+	env.Proxy = &Proxy{real: true, ConnectionString: cs, env: env}
+	return env, nil
 }
 
 // Get returns the Env that Main set up. It fails the test if the package's

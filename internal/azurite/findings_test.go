@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 )
 
 // TestEmulatorFindings pins the Azurite behaviours the package documentation
@@ -43,6 +45,13 @@ func TestEmulatorFindings(t *testing.T) {
 	t.Run("NaN and infinities as Edm.Double are stored", func(t *testing.T) {
 		m := roundTrip(t, "nan", `{"PartitionKey":"p","RowKey":"nan","F":"NaN","F@odata.type":"Edm.Double","G":"Infinity","G@odata.type":"Edm.Double","H":"-Infinity","H@odata.type":"Edm.Double"}`)
 		if m["F"] != "NaN" || m["G"] != "Infinity" || m["H"] != "-Infinity" || m["F@odata.type"] != "Edm.Double" {
+			t.Errorf("got %v", m)
+		}
+	})
+
+	t.Run("Edm values are not checked", func(t *testing.T) {
+		m := roundTrip(t, "edm", `{"PartitionKey":"p","RowKey":"edm","I":"abc","I@odata.type":"Edm.Int64"}`)
+		if m["I"] != "abc" {
 			t.Errorf("got %v", m)
 		}
 	})
@@ -97,6 +106,31 @@ func TestEmulatorFindings(t *testing.T) {
 				json.Unmarshal(got.Value, &m)
 				if m["S"] != s {
 					t.Errorf("%q x %d via %s: value changed (%d U+FFFD)", ch, len([]rune(s)), k, strings.Count(m["S"].(string), "\uFFFD"))
+				}
+			}
+		}
+	})
+
+	t.Run("batches keep large non-ASCII values intact", func(t *testing.T) {
+		s := strings.Repeat("中😀é", 8000) // 32000 UTF-16 units
+		var actions []aztables.TransactionAction
+		for i := range 4 {
+			actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace,
+				Entity: ent(t, "batchutf", fmt.Sprint(i), map[string]any{"S": s})})
+		}
+		for try := range 3 {
+			if _, err := direct.SubmitTransaction(c, actions, nil); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 4 {
+				got, err := direct.GetEntity(c, "batchutf", fmt.Sprint(i), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var m map[string]any
+				json.Unmarshal(got.Value, &m)
+				if m["S"] != s {
+					t.Fatalf("try %d entity %d: value changed", try, i)
 				}
 			}
 		}
