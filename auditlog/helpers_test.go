@@ -2,11 +2,13 @@ package auditlog
 
 import (
 	"context"
+	"net/http"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/tablelog/tablelog/internal/azurite"
@@ -147,3 +149,12 @@ func verify(t testing.TB, c ReadTable, o VerifyOptions) Report {
 }
 
 func env(t testing.TB) *azurite.Env { return azurite.Get(t) }
+
+type (
+	httpRequest  = http.Request
+	httpResponse = http.Response
+)
+
+func badRequest() error {
+	return &azcore.ResponseError{StatusCode: http.StatusBadRequest, ErrorCode: "PropertyValueTooLarge"}
+}

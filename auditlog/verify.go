@@ -160,29 +160,83 @@ func Verify(ctx context.Context, table ReadTable, opts VerifyOptions) (Report, e
 		return rep, fmt.Errorf("auditlog: reading the catalog: %s", describe(err))
 	}
 	v := &verifier{opts: opts, rep: &rep, hasher: newHasher(opts.Key)}
+	fail := func(err error) (Report, error) {
+		v.finish()
+		return rep, err
+	}
+	// The anchor: the last event before the range (none from the start).
+	var anchor *schema.AuditRecord
+	if !opts.Since.IsZero() {
+		before, err := catalogDays(ctx, table, opts.Service, time.Time{}, from)
+		if err != nil {
+			return fail(fmt.Errorf("auditlog: reading the catalog: %s", describe(err)))
+		}
+		for i := len(before) - 1; i >= 0 && anchor == nil; i-- {
+			if anchor, err = lastEvent(ctx, table, opts.Service, before[i]); err != nil {
+				return fail(err)
+			}
+		}
+	}
 	for i := len(days) - 1; i >= 0; i-- {
+		// Every slot of this day must lie above the last slot of the day
+		// before: an entity below it was copied here from an earlier day.
+		v.floor = 0
+		if i > 0 {
+			last, err := lastEvent(ctx, table, opts.Service, days[i-1])
+			if err != nil {
+				return fail(err)
+			}
+			if last != nil {
+				v.floor = last.Seq
+			}
+		} else if anchor != nil {
+			v.floor = anchor.Seq
+		}
 		pk := schema.PartitionKey(opts.Service, days[i])
 		v.first = true
 		err := listAll(ctx, table, listOptions(pk, "", "", 0), func(raw []byte) (bool, error) {
 			return true, v.entity(days[i], pk, raw)
 		})
 		if err != nil {
-			v.sort()
 			if errors.Is(err, ErrKeyRequired) {
-				return rep, err
+				return fail(err)
 			}
-			return rep, fmt.Errorf("auditlog: reading %s: %s", pk, describe(err))
+			return fail(fmt.Errorf("auditlog: reading %s: %s", pk, describe(err)))
 		}
 	}
-	if err := v.start(ctx, table, days); err != nil {
-		v.sort()
-		return rep, err
+	v.start(anchor)
+	if !v.headSeen && opts.ExpectedHead.Seq > 0 && opts.Until.IsZero() {
+		low := int64(0)
+		if v.later != nil {
+			low = v.later.slot - 1 // a lone seal
+		}
+		v.add(Break{Kind: Truncated, Seq: low + 1, Count: opts.ExpectedHead.Seq - low, Detail: "the range holds no event"})
 	}
-	if v.later == nil && opts.ExpectedHead.Seq > 0 && opts.Until.IsZero() {
-		v.add(Break{Kind: Truncated, Seq: 1, Count: opts.ExpectedHead.Seq, Detail: "the trail is empty"})
-	}
-	v.sort()
+	v.finish()
 	return rep, nil
+}
+
+// lastEvent returns the newest event of day's partition as the slot
+// structure says: the slot below a seal, else the top entity (nil if the
+// partition is empty or its top is not a slot).
+func lastEvent(ctx context.Context, table ReadTable, service string, day time.Time) (*schema.AuditRecord, error) {
+	pk := schema.PartitionKey(service, day)
+	top, err := readTop(ctx, table, pk, 2)
+	if err != nil && !errors.Is(err, ErrCorruptTrail) {
+		return nil, fmt.Errorf("auditlog: reading %s: %s", pk, describe(err))
+	}
+	for _, r := range top {
+		slot, err := schema.ParseAuditRowKey(r.RowKey)
+		if err != nil {
+			return nil, nil
+		}
+		if r.IsSeal() {
+			continue
+		}
+		r.Seq = slot
+		return &r, nil
+	}
+	return nil, nil
 }
 
 // slotInfo is what the verifier remembers of the entity above the current
@@ -200,8 +254,10 @@ type verifier struct {
 	opts   VerifyOptions
 	rep    *Report
 	hasher *hasher
-	later  *slotInfo
-	first  bool // the next entity is the first of its partition
+	later    *slotInfo
+	first    bool  // the next entity is the first of its partition
+	floor    int64 // the last slot of the day before the current one
+	headSeen bool  // an event was seen (the first one is the head)
 }
 
 func (v *verifier) add(b Break) {
@@ -215,8 +271,20 @@ func (v *verifier) add(b Break) {
 	v.rep.Breaks = append(v.rep.Breaks, b)
 }
 
-func (v *verifier) sort() {
+// finish sorts the breaks into chain order and merges adjacent ranges of
+// deleted events (a range can be seen in two pieces across a day).
+func (v *verifier) finish() {
 	slices.SortStableFunc(v.rep.Breaks, func(a, b Break) int { return cmp.Compare(a.Seq, b.Seq) })
+	out := v.rep.Breaks[:0]
+	for _, b := range v.rep.Breaks {
+		if n := len(out); n > 0 && b.Kind == Deleted && out[n-1].Kind == Deleted && out[n-1].Seq+out[n-1].Count == b.Seq {
+			out[n-1].Count += b.Count
+			out[n-1].Detail = fmt.Sprintf("seq %d..%d are missing", out[n-1].Seq, out[n-1].Seq+out[n-1].Count-1)
+			continue
+		}
+		out = append(out, b)
+	}
+	v.rep.Breaks = out
 }
 
 // entity checks one entity of day's partition pk; entities arrive newest
@@ -238,12 +306,18 @@ func (v *verifier) entity(day time.Time, pk string, raw []byte) error {
 		v.add(Break{Kind: Inserted, Seq: above, PartitionKey: pk, RowKey: rk, ID: rec.ID, Detail: "the RowKey is not a chain slot"})
 		return nil
 	}
-	if v.later != nil && slot >= v.later.slot {
+	isSeal := derr == nil && rec.IsSeal()
+	if slot <= v.floor {
+		v.add(Break{Kind: Inserted, Seq: slot, PartitionKey: pk, RowKey: rk, ID: rec.ID,
+			Detail: fmt.Sprintf("slot %d belongs to an earlier day, which ends at slot %d", slot, v.floor)})
+		return nil
+	}
+	if v.later != nil && (slot > v.later.slot || slot == v.later.slot && !isSeal) {
 		v.add(Break{Kind: Inserted, Seq: slot, PartitionKey: pk, RowKey: rk, ID: rec.ID,
 			Detail: fmt.Sprintf("slot %d appears again below slot %d (a fork or a copied entity)", slot, v.later.slot)})
 		return nil
 	}
-	if derr == nil && rec.IsSeal() {
+	if isSeal {
 		next, perr := parseDay(rec.Seal)
 		switch {
 		case !first:
@@ -264,14 +338,19 @@ func (v *verifier) entity(day time.Time, pk string, raw []byte) error {
 
 	// An event.
 	v.rep.Checked++
-	if v.later == nil {
+	if !v.headSeen {
+		v.headSeen = true
 		v.rep.Head = Head{Seq: slot, Day: day, Time: rec.Time}
 		v.rep.Head.Hash, _ = ParseHash(rec.Hash)
 		if eh := v.opts.ExpectedHead; eh.Seq > slot && v.opts.Until.IsZero() {
 			v.add(Break{Kind: Truncated, Seq: slot + 1, Count: eh.Seq - slot,
 				Detail: fmt.Sprintf("the trail ends at seq %d; the expected head is seq %d", slot, eh.Seq)})
+			if v.later != nil && v.later.seal {
+				v.later = nil // the seal's slot is part of the truncation
+			}
 		}
-	} else if slot < v.later.slot-1 {
+	}
+	if v.later != nil && slot < v.later.slot-1 {
 		v.add(Break{Kind: Deleted, Seq: slot + 1, Count: v.later.slot - 1 - slot,
 			Detail: fmt.Sprintf("seq %d is followed by seq %d", slot, v.later.slot)})
 	}
@@ -345,52 +424,31 @@ func (v *verifier) entity(day time.Time, pk string, raw []byte) error {
 	return nil
 }
 
-// start checks the low end of the range: the trail's first event (zero
-// Since) or the link to the last event before the range.
-func (v *verifier) start(ctx context.Context, table ReadTable, days []time.Time) error {
+// start checks the low end of the range against anchor, the last event
+// before it (nil: the range starts the trail, at seq 1 from the zero hash).
+func (v *verifier) start(anchor *schema.AuditRecord) {
 	low := v.later
 	if low == nil || low.seal {
-		return nil
+		return
 	}
-	anchorSlot, anchorHash, found := int64(0), Hash{}, false
-	if !v.opts.Since.IsZero() {
-		before, err := catalogDays(ctx, table, v.opts.Service, time.Time{}, schema.Day(v.opts.Since))
-		if err != nil {
-			return fmt.Errorf("auditlog: reading the catalog: %s", describe(err))
-		}
-		for i := len(before) - 1; i >= 0 && !found; i-- {
-			pk := schema.PartitionKey(v.opts.Service, before[i])
-			top, err := readTop(ctx, table, pk, 2)
-			if err != nil && !errors.Is(err, ErrCorruptTrail) {
-				return fmt.Errorf("auditlog: reading %s: %s", pk, describe(err))
-			}
-			for _, r := range top {
-				if r.IsSeal() {
-					continue
-				}
-				s, h, err := headOf(&r)
-				if err == nil {
-					anchorSlot, anchorHash, found = s, h, true
-				}
-				break
-			}
-		}
+	anchorSlot, anchorHash := int64(0), Hash{}
+	if anchor != nil {
+		anchorSlot = anchor.Seq
+		anchorHash, _ = ParseHash(anchor.Hash)
 	}
 	switch {
 	case low.slot-1 > anchorSlot:
 		detail := "the trail does not start at seq 1"
-		if found {
+		if anchor != nil {
 			detail = fmt.Sprintf("the day before the range ends at seq %d", anchorSlot)
 		}
 		v.add(Break{Kind: Deleted, Seq: anchorSlot + 1, Count: low.slot - 1 - anchorSlot, Detail: detail})
-	case low.slot-1 < anchorSlot:
-		v.add(Break{Kind: Inserted, Seq: low.slot, Detail: fmt.Sprintf("the range starts at seq %d but the day before ends at seq %d", low.slot, anchorSlot)})
 	case low.auth && low.hasPrv && low.prev != anchorHash:
-		if found {
-			v.add(Break{Kind: Modified, Seq: anchorSlot, Detail: "the first event of the range links to a different hash than the previous day's last event"})
+		if anchor != nil {
+			v.add(Break{Kind: Modified, Seq: anchorSlot, PartitionKey: anchor.PartitionKey, RowKey: anchor.RowKey, ID: anchor.ID,
+				Detail: "the first event of the range links to a different hash than the previous day's last event"})
 		} else {
 			v.add(Break{Kind: Modified, Seq: 1, Detail: "the first event does not link to the zero hash"})
 		}
 	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
@@ -246,6 +247,29 @@ func (w *Writer) take() []*pending {
 	return batch
 }
 
+// topUp adds queued events to batch, within the batch limits.
+func (w *Writer) topUp(batch []*pending) []*pending {
+	size := 0
+	for _, pd := range batch {
+		size += pd.p.size + opOverhead
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for n < len(w.queue) && len(batch) < w.opts.MaxBatch {
+		s := w.queue[n].p.size + opOverhead
+		if size+s > maxBatchBytes {
+			break
+		}
+		size += s
+		w.queue[n].state = inflight
+		batch = append(batch, w.queue[n])
+		n++
+	}
+	w.queue = slices.Delete(w.queue, 0, n)
+	return batch
+}
+
 // finish delivers the outcome of a batch.
 func (w *Writer) finish(batch []*pending, err error) {
 	if err != nil {
@@ -353,6 +377,9 @@ func (w *Writer) commit(batch []*pending) {
 			unknown = false
 			lastErr = err
 			_ = sleep(ctx, conflictBackoff(attempt))
+			// The events get new slots anyway: let those that queued
+			// meanwhile join them.
+			batch = w.topUp(batch)
 		case kindTransient:
 			w.stats.retries.Add(1)
 			unknown = true
@@ -381,12 +408,13 @@ func (w *Writer) commit(batch []*pending) {
 	}
 }
 
-// conflictBackoff spreads writers that keep colliding on one partition.
+// conflictBackoff spreads writers that keep colliding on one partition:
+// nothing after the first conflicts, then a few random milliseconds.
 func conflictBackoff(attempt int) time.Duration {
-	if attempt == 0 {
+	if attempt < 2 {
 		return 0
 	}
-	return backoff(min(attempt, 3), 0) / 4
+	return time.Duration(rand.Int64N(int64(min(attempt, 10)) * int64(5*time.Millisecond)))
 }
 
 // readHint explains a refused read: the usual cause is an add-only table
