@@ -251,9 +251,9 @@ type slotInfo struct {
 }
 
 type verifier struct {
-	opts   VerifyOptions
-	rep    *Report
-	hasher *hasher
+	opts     VerifyOptions
+	rep      *Report
+	hasher   *hasher
 	later    *slotInfo
 	first    bool  // the next entity is the first of its partition
 	floor    int64 // the last slot of the day before the current one
