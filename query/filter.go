@@ -98,20 +98,73 @@ func Column(name string) string { return columnMark + name }
 
 // Field returns the reference to a field nested in groups: Field("req",
 // "method") is the attribute "method" of slog group "req" (or of zap
-// namespace "req"). Field("user_id") is the same as "user_id". Keys must not
-// contain U+0000.
+// namespace "req"). Field("user_id") is the same as "user_id". Keys may
+// hold any bytes.
 func Field(path ...string) string {
 	var b strings.Builder
 	b.WriteString(fieldMark)
 	for _, p := range path {
-		b.WriteByte(0)
+		// Length-prefixed segments: "<len>:<segment>".
+		b.WriteString(strconv.Itoa(len(p)))
+		b.WriteByte(':')
 		b.WriteString(p)
 	}
 	return b.String()
 }
 
+// parseField reverses Field's segment encoding.
+func parseField(rest string) ([]string, bool) {
+	var path []string
+	for rest != "" {
+		i := strings.IndexByte(rest, ':')
+		if i <= 0 {
+			return nil, false
+		}
+		n, err := strconv.Atoi(rest[:i])
+		if err != nil || n < 0 || n > len(rest)-i-1 {
+			return nil, false
+		}
+		path = append(path, rest[i+1:i+1+n])
+		rest = rest[i+1+n:]
+	}
+	return path, len(path) > 0
+}
+
+// maxFieldName is the longest encoded field name the writer stores as is;
+// longer names are shortened with a hash (see schema's Encoder).
+const maxFieldName = schema.MaxPropertyNameLen - 8
+
 // propertyName resolves a field reference to a property name.
 func propertyName(field string) (string, error) {
+	name, err := resolveName(field)
+	if err != nil {
+		return "", err
+	}
+	if len(name) > maxFieldName {
+		return "", fmt.Errorf("field %.40q… has a %d-character property name; filters on fields with names this long are not supported", name, len(name))
+	}
+	if keywords[strings.ToLower(name)] {
+		// OData has no quoting for property names: a column named like an
+		// operator or a constant cannot be referenced in a filter.
+		return "", fmt.Errorf("a field whose property name is %q (an OData keyword) cannot be used in a filter", name)
+	}
+	return name, nil
+}
+
+// keywords are the words of the filter grammar (matched case-insensitively
+// by the service and by Azurite).
+var keywords = map[string]bool{
+	"eq": true, "ne": true, "gt": true, "ge": true, "lt": true, "le": true,
+	"and": true, "or": true, "not": true, "true": true, "false": true, "null": true,
+}
+
+func resolveName(field string) (string, error) {
+	// Every byte of a key becomes at least one byte of its name: a key this
+	// long cannot have a name the writer keeps (and encoding it is wasted
+	// work).
+	if len(field) > maxFieldName+len(fieldMark)+8*5 {
+		return "", fmt.Errorf("field %.40q… is %d bytes long; filters on fields with names this long are not supported", field, len(field))
+	}
 	switch {
 	case strings.HasPrefix(field, columnMark):
 		name := field[len(columnMark):]
@@ -120,19 +173,21 @@ func propertyName(field string) (string, error) {
 		}
 		return name, nil
 	case strings.HasPrefix(field, fieldMark):
-		rest := field[len(fieldMark):]
-		if rest == "" {
+		path, ok := parseField(field[len(fieldMark):])
+		if !ok {
 			return "", fmt.Errorf("Field() needs at least one key")
 		}
-		return schema.EncodeName(strings.Split(rest[1:], "\x00")...), nil
+		return schema.EncodeName(path...), nil
 	default:
 		return schema.EncodeName(field), nil
 	}
 }
 
 // Eq matches entities whose field equals value. See Field for field and
-// Literal for the accepted value types. The Table service compares only
-// values of the same EDM type: an int64 never equals an Edm.Int32 column.
+// Literal for the accepted value types and the EDM type each becomes. The
+// Table service compares only values of the same EDM type: a field written
+// as a string never equals an integer value, and an entity without the
+// field never matches.
 func Eq(field string, value any) Filter { return compare(field, "eq", value) }
 
 // Ne matches entities whose field is present and differs from value. (An
@@ -156,7 +211,8 @@ func compare(field, op string, value any) Filter {
 	if err != nil {
 		return Filter{err: fmt.Errorf("tablelog/query: %w: %s: %v", ErrInvalidFilter, op, err)}
 	}
-	lit, err := literal(value, op == "eq" || op == "ne")
+	int32Col := strings.HasPrefix(field, columnMark) && (name == schema.ColSeverity || name == schema.ColTruncated)
+	lit, err := literal(value, op == "eq" || op == "ne", int32Col)
 	if err != nil {
 		return Filter{err: fmt.Errorf("tablelog/query: %w: %s %s: %v", ErrInvalidFilter, name, op, err)}
 	}
@@ -251,30 +307,53 @@ func ParseGUID(s string) (GUID, error) {
 	return g, nil
 }
 
+// Int32 forces an Edm.Int32 literal for a user field: the writer stores
+// every Go integer as Edm.Int64, but a table written by other tools may hold
+// Edm.Int32 columns, and the service compares only values of the same type.
+type Int32 int32
+
 // Literal renders value as an OData literal of the EDM type the writer uses
-// for it. It is what Eq and the other comparisons use; it is exported for
-// tools that show or log filters.
+// for it. It is what Eq and the other comparisons use on user fields; it is
+// exported for tools that show or log filters.
 //
 //	string              Edm.String   'it''s' (quotes doubled; must be valid UTF-8)
 //	bool                Edm.Boolean  true, false
-//	int, int64, uint,
-//	uint32, uint64      Edm.Int64    42L (how the writer stores Go ints)
-//	int32, int16, int8,
-//	uint16, uint8       Edm.Int32    42 (how the writer stores explicit small
-//	                                 integers; Severity is Edm.Int32 too)
+//	every Go integer    Edm.Int64    42L (the writer stores every integer as Edm.Int64)
+//	Int32               Edm.Int32    42
 //	float32, float64    Edm.Double   2.5, 3.0 (always with a decimal point; NaN and ±Inf are errors)
 //	time.Time           Edm.DateTime datetime'2025-11-25T10:00:00.1234567Z' (years 1601..9999)
 //	time.Duration       Edm.Int64    nanoseconds, 1500000000L
 //	GUID                Edm.Guid     guid'...'
 //	[]byte              Edm.Binary   X'0a1b'
 //
+// Comparisons on the Edm.Int32 system columns (ColSeverity,
+// Column("Truncated")) render any Go integer as Edm.Int32 instead
+// (Ge(ColSeverity, 4) is "Severity ge 4"); a value outside int32 is an
+// error.
+//
 // A uint or uint64 above math.MaxInt64 is stored by the writer as text; for
 // Eq and Ne it is rendered as that text ('18446744073709551615'), for the
 // ordering comparisons it is an error. Any other type is an error: convert
 // it first (fmt.Sprint for a Stringer, int64 for a named integer type).
-func Literal(value any) (string, error) { return literal(value, true) }
+func Literal(value any) (string, error) { return literal(value, true, false) }
 
-func literal(value any, equality bool) (string, error) {
+// literal renders value; equality allows the text form of huge unsigned
+// values, int32Col renders integers as Edm.Int32.
+func literal(value any, equality, int32Col bool) (string, error) {
+	if i, ok := integer(value); ok {
+		switch {
+		case int32Col && (i.neg && i.mag > -math.MinInt32 || !i.neg && i.mag > math.MaxInt32):
+			return "", fmt.Errorf("%s is out of range for an Edm.Int32 column", i)
+		case int32Col:
+			return i.String(), nil
+		case !i.neg && i.mag > math.MaxInt64:
+			if equality {
+				return "'" + i.String() + "'", nil
+			}
+			return "", fmt.Errorf("%s is beyond Edm.Int64; the writer stores it as text, which only eq and ne can compare", i)
+		}
+		return i.String() + "L", nil
+	}
 	switch v := value.(type) {
 	case string:
 		return quote(v)
@@ -283,32 +362,12 @@ func literal(value any, equality bool) (string, error) {
 			return "true", nil
 		}
 		return "false", nil
-	case int:
-		return strconv.FormatInt(int64(v), 10) + "L", nil
-	case int64:
-		return strconv.FormatInt(v, 10) + "L", nil
-	case uint32:
-		return strconv.FormatUint(uint64(v), 10) + "L", nil
-	case uint:
-		return uintLiteral(uint64(v), equality)
-	case uint64:
-		return uintLiteral(v, equality)
-	case int32:
+	case Int32:
 		return strconv.FormatInt(int64(v), 10), nil
-	case int16:
-		return strconv.FormatInt(int64(v), 10), nil
-	case int8:
-		return strconv.FormatInt(int64(v), 10), nil
-	case uint16:
-		return strconv.FormatUint(uint64(v), 10), nil
-	case uint8:
-		return strconv.FormatUint(uint64(v), 10), nil
 	case float32:
 		return floatLiteral(float64(v))
 	case float64:
 		return floatLiteral(v)
-	case time.Duration:
-		return strconv.FormatInt(int64(v), 10) + "L", nil
 	case time.Time:
 		return timeLiteral(v)
 	case GUID:
@@ -323,6 +382,59 @@ func literal(value any, equality bool) (string, error) {
 	default:
 		return "", fmt.Errorf("unsupported value type %T", value)
 	}
+}
+
+// intValue is an integer of any Go width as sign and magnitude.
+type intValue struct {
+	neg bool
+	mag uint64
+}
+
+func (i intValue) String() string {
+	s := strconv.FormatUint(i.mag, 10)
+	if i.neg {
+		return "-" + s
+	}
+	return s
+}
+
+func signed(v int64) intValue {
+	if v < 0 {
+		return intValue{true, uint64(-(v + 1)) + 1}
+	}
+	return intValue{false, uint64(v)}
+}
+
+// integer returns value as an intValue if it is a Go integer (or a
+// time.Duration, stored as Edm.Int64 nanoseconds).
+func integer(value any) (intValue, bool) {
+	switch v := value.(type) {
+	case int:
+		return signed(int64(v)), true
+	case int8:
+		return signed(int64(v)), true
+	case int16:
+		return signed(int64(v)), true
+	case int32:
+		return signed(int64(v)), true
+	case int64:
+		return signed(v), true
+	case time.Duration:
+		return signed(int64(v)), true
+	case uint:
+		return intValue{false, uint64(v)}, true
+	case uint8:
+		return intValue{false, uint64(v)}, true
+	case uint16:
+		return intValue{false, uint64(v)}, true
+	case uint32:
+		return intValue{false, uint64(v)}, true
+	case uint64:
+		return intValue{false, v}, true
+	case uintptr:
+		return intValue{false, uint64(v)}, true
+	}
+	return intValue{}, false
 }
 
 func quote(s string) (string, error) {
@@ -340,16 +452,6 @@ func quote(s string) (string, error) {
 	}
 	b.WriteByte('\'')
 	return b.String(), nil
-}
-
-func uintLiteral(v uint64, equality bool) (string, error) {
-	if v <= math.MaxInt64 {
-		return strconv.FormatUint(v, 10) + "L", nil
-	}
-	if equality {
-		return "'" + strconv.FormatUint(v, 10) + "'", nil
-	}
-	return "", fmt.Errorf("%d is beyond Edm.Int64; the writer stores it as text, which only eq and ne can compare", v)
 }
 
 func floatLiteral(v float64) (string, error) {
