@@ -378,6 +378,10 @@ func findAzurite() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return findAzuriteIn(dir)
+}
+
+func findAzuriteIn(dir string) (string, error) {
 	bin := filepath.Join(dir, "node_modules", ".bin", "azurite-table")
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil

@@ -14,6 +14,15 @@ import (
 
 func TestMain(m *testing.M) { Main(m) }
 
+// needEmulator fails a test that is about Azurite or the proxy when the
+// tests run against a real account (no skip: the run must say so).
+func needEmulator(t *testing.T) {
+	t.Helper()
+	if Get(t).Real {
+		t.Fatalf("this test needs the local Azurite and strict proxy; unset %s to run it", EnvConnectionString)
+	}
+}
+
 func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)

@@ -19,6 +19,7 @@ var noRetry = &aztables.ClientOptions{ClientOptions: policy.ClientOptions{Retry:
 // the proxy and a direct client.
 func faultSetup(t *testing.T) (*Proxy, *aztables.Client, *aztables.Client) {
 	t.Helper()
+	needEmulator(t)
 	env := Get(t)
 	name := TableName(env.NewTable(t))
 	p := env.NewProxy(t)
@@ -167,6 +168,7 @@ func TestFaultOutage(t *testing.T) {
 // the same sequence of requests.
 func TestFaultSeedDeterministic(t *testing.T) {
 	t.Parallel()
+	needEmulator(t)
 	env := Get(t)
 	name := TableName(env.NewTable(t))
 	run := func(seed int64) string {

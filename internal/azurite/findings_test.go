@@ -15,6 +15,7 @@ import (
 // reports, so an Azurite upgrade that changes one is noticed.
 func TestEmulatorFindings(t *testing.T) {
 	t.Parallel()
+	needEmulator(t)
 	env := Get(t)
 	name := TableName(env.NewTable(t))
 	direct, proxied := env.DirectTable(t, name), env.Table(t, name)

@@ -60,6 +60,9 @@ func TestStrictRulesSingle(t *testing.T) {
 			wantRejected(t, err, http.StatusBadRequest, rule.code)
 			_, err = proxied.UpsertEntity(c, body, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeMerge})
 			wantRejected(t, err, http.StatusBadRequest, rule.code)
+			if env.Real {
+				return // proxied is the real account: the checks above calibrated the rule
+			}
 			if _, err := direct.AddEntity(c, body, nil); err != nil {
 				t.Fatalf("raw Azurite rejected it (the rule is no longer needed?): %v", err)
 			}
@@ -87,6 +90,9 @@ func TestStrictRulesBatch(t *testing.T) {
 				wantBatchRejected(t, err, 1, rule.code)
 			}
 			wantAbsent(t, direct, pk, "ok")
+			if env.Real {
+				return
+			}
 			actions := []aztables.TransactionAction{
 				{ActionType: aztables.TransactionTypeAdd, Entity: ent(t, pk, "ok", nil)},
 				{ActionType: aztables.TransactionTypeAdd, Entity: ent(t, pk, "bad", rule.props)},
@@ -117,6 +123,9 @@ func TestStrictBatchTooManyOperations(t *testing.T) {
 	_, err := proxied.SubmitTransaction(c, batch("p", 101), nil)
 	wantBatchRejected(t, err, 0, CodeInvalidInput)
 	wantAbsent(t, direct, "p", "000")
+	if env.Real {
+		return
+	}
 
 	// Raw Azurite refuses too, but with a multipart response so malformed
 	// that the SDK reports no status or code.
@@ -142,6 +151,9 @@ func TestStrictBatchSeveralPartitions(t *testing.T) {
 	_, err := proxied.SubmitTransaction(c, actions, nil)
 	wantBatchRejected(t, err, 2, CodeDifferentPartitions)
 	wantAbsent(t, direct, "a", "1")
+	if env.Real {
+		return
+	}
 	if _, err := direct.SubmitTransaction(c, actions, nil); err != nil {
 		t.Fatalf("raw Azurite rejected it: %v", err)
 	}
@@ -190,7 +202,7 @@ func TestStrictBatchPayloadTooLarge(t *testing.T) {
 	if re := responseError(t, err); re.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("raw Azurite: got %v", err)
 	}
-	if got := env.Proxy.Stats().Rejected[CodeRequestBodyTooLarge]; got == 0 {
+	if got := env.Proxy.Stats().Rejected[CodeRequestBodyTooLarge]; got == 0 && !env.Real {
 		t.Errorf("Stats().Rejected[%s] = 0", CodeRequestBodyTooLarge)
 	}
 }
