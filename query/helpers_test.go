@@ -191,6 +191,8 @@ func collect(t testing.TB, seq func(func(Record, error) bool)) []Record {
 	return out
 }
 
+type ulidT = ulid.ULID
+
 func ids(recs []Record) []ulid.ULID {
 	out := make([]ulid.ULID, len(recs))
 	for i, r := range recs {
