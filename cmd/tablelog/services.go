@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tablelog/tablelog/internal/schema"
+	"github.com/tablelog/tablelog/query"
+)
+
+const servicesUsage = `
+Usage: tablelog services [-s SERVICE]... [--days] [-o text|json]
+
+Lists the services that have logs in the logs table and the UTC days they
+have logs for, from the catalog the sink writes (one small partition; the
+logs themselves are not read).
+
+Examples:
+
+	tablelog services
+	tablelog services --days -s checkout        # one line per day
+	tablelog services -o json | jq -r .service
+`
+
+// serviceDays is one line of json output.
+type serviceDays struct {
+	Service string   `json:"service"`
+	Days    []string `json:"days"`
+}
+
+func (a *app) services(ctx context.Context, args []string) error {
+	fs := a.newFlagSet("services", servicesUsage)
+	var cf connFlags
+	var only stringList
+	fs.Var(&only, "s", "only these services (repeatable, or comma-separated)")
+	fs.Var(&only, "service", "same as -s")
+	days := fs.Bool("days", false, "print every day, one line per service and day")
+	output := fs.String("o", formatText, "output format: text or json (one object per service)")
+	fs.StringVar(output, "output", formatText, "same as -o")
+	cf.register(fs)
+	pos, err := a.parseFlags(fs, "services", args)
+	if err != nil {
+		return err
+	}
+	only = append(only, pos...)
+	for _, s := range only {
+		if err := schema.ValidateService(s); err != nil {
+			return usagef("services", "%s", err.Error()[len("tablelog: "):])
+		}
+	}
+	if *output != formatText && *output != formatJSON {
+		return usagef("services", "-o must be text or json, not %q", *output)
+	}
+	t, err := a.connect("services", cf)
+	if err != nil {
+		return err
+	}
+	r := query.New(t.logs)
+	services := []string(only)
+	if len(services) == 0 {
+		if services, err = r.Services(ctx); err != nil {
+			return err
+		}
+	}
+	out := bufio.NewWriter(a.stdout)
+	defer out.Flush()
+	width := max(serviceWidth(services), len("SERVICE"))
+	if *output == formatText && !*days {
+		fmt.Fprintf(out, "%-*s  %5s  %-10s  %-10s\n", width, "SERVICE", "DAYS", "FIRST", "LAST")
+	}
+	for _, s := range services {
+		ds, err := r.Days(ctx, s)
+		if err != nil {
+			return err
+		}
+		switch {
+		case *output == formatJSON:
+			sd := serviceDays{Service: s, Days: make([]string, len(ds))}
+			for i, d := range ds {
+				sd.Days[i] = d.Format(time.DateOnly)
+			}
+			js, err := marshalJSON(sd)
+			if err != nil {
+				return err
+			}
+			out.Write(js)
+			out.WriteByte('\n')
+		case *days:
+			for _, d := range ds {
+				fmt.Fprintf(out, "%-*s  %s\n", width, s, d.Format(time.DateOnly))
+			}
+		default:
+			first, last := "-", "-"
+			if len(ds) > 0 {
+				first, last = ds[0].Format(time.DateOnly), ds[len(ds)-1].Format(time.DateOnly)
+			}
+			fmt.Fprintf(out, "%-*s  %5d  %-10s  %-10s\n", width, s, len(ds), first, last)
+		}
+	}
+	return out.Flush()
+}

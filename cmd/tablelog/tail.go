@@ -1,0 +1,483 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"iter"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/tablelog/tablelog/internal/schema"
+	"github.com/tablelog/tablelog/query"
+)
+
+const tailUsage = `
+Usage: tablelog tail [-s SERVICE]... [flags]
+
+Shows the last records of one or more services, oldest first, and with -f
+follows new ones as they are stored (across day boundaries) until Ctrl-C.
+Without -s, every service in the catalog is shown, merged by time.
+
+Examples:
+
+	tablelog tail -s checkout                        # the last 50 records
+	tablelog tail -s checkout -f                     # ... then follow
+	tablelog tail -s checkout,billing -n 200 --level warn
+	tablelog tail -s checkout --since 10m --where 'user_id=u-1 and status>=500'
+	tablelog tail -s checkout --where 'req.method="POST" or level>=error' --grep 'time(d)?out'
+	tablelog tail -s checkout -o json | jq .fields
+	tablelog tail -s checkout --since 2025-11-25T08:00:00Z --until 2025-11-25T09:00:00Z --utc
+
+--where syntax: key=value, !=, >, >=, <, <=, and, or, not, parentheses and
+quotes. Bare numbers are 64-bit integers (write 2.0 for a float field),
+true/false are booleans, RFC 3339 values are times, anything quoted is a
+string. level, severity, msg, logger, caller and time are the record's own
+columns (level>=warn compares severities); a dotted key (req.method) also
+matches the key "method" in group "req"; quote a key to take it literally.
+--since/--until take a duration ago (90s, 10m, 2h, 7d), an RFC 3339 time or
+a date (2025-11-25, midnight UTC).
+`
+
+// stringList is a repeatable flag whose values may be comma-separated.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// filterFlags are the record-selection and output flags of tail and query.
+type filterFlags struct {
+	services stringList
+	since    string
+	until    string
+	level    string
+	where    string
+	grep     string
+	output   string
+	color    string
+	utc      bool
+}
+
+func (f *filterFlags) register(fs *flag.FlagSet) {
+	fs.Var(&f.services, "s", "service name (repeatable, or comma-separated; default: every service in the catalog)")
+	fs.Var(&f.services, "service", "same as -s")
+	fs.StringVar(&f.since, "since", "", "oldest record: a duration ago (10m, 2h, 7d), an RFC 3339 time or a date")
+	fs.StringVar(&f.until, "until", "", "records before this time (same forms as --since)")
+	fs.StringVar(&f.level, "level", "", "minimum level: debug, info, warn, error, dpanic, panic, fatal or a number (default: all)")
+	fs.StringVar(&f.where, "where", "", "server-side condition on fields, e.g. 'user_id=u-1 and status>=500'")
+	fs.StringVar(&f.grep, "grep", "", "keep records whose message, logger, caller or a key=value field matches this regular expression (client-side)")
+	fs.StringVar(&f.output, "o", formatText, "output format: text, json or logfmt")
+	fs.StringVar(&f.output, "output", formatText, "same as -o")
+	fs.StringVar(&f.color, "color", "auto", "colour text output: auto (when stdout is a terminal and NO_COLOR is unset), always or never")
+	fs.BoolVar(&f.utc, "utc", false, "show times in UTC instead of the local zone (text output; json and logfmt are always UTC)")
+}
+
+// selection is the resolved filter flags.
+type selection struct {
+	services []string   // empty: every service in the catalog
+	q        query.Logs // Since, Until, MinLevel, Where
+	grep     *regexp.Regexp
+	fmt      *formatter
+}
+
+// resolveFilters checks the filter flags; positional arguments are more
+// service names.
+func (a *app) resolveFilters(cmd string, f *filterFlags, positional []string) (selection, error) {
+	var sel selection
+	for _, s := range append(slices.Clone([]string(f.services)), positional...) {
+		if err := schema.ValidateService(s); err != nil {
+			return sel, usagef(cmd, "%s", strings.TrimPrefix(err.Error(), "tablelog: "))
+		}
+		if !slices.Contains(sel.services, s) {
+			sel.services = append(sel.services, s)
+		}
+	}
+	now := a.now()
+	var err error
+	if f.since != "" {
+		if sel.q.Since, err = parseTimeArg(f.since, now); err != nil {
+			return sel, usagef(cmd, "--since: %v", err)
+		}
+	}
+	if f.until != "" {
+		if sel.q.Until, err = parseTimeArg(f.until, now); err != nil {
+			return sel, usagef(cmd, "--until: %v", err)
+		}
+	}
+	if !sel.q.Since.IsZero() && !sel.q.Until.IsZero() && !sel.q.Since.Before(sel.q.Until) {
+		return sel, usagef(cmd, "--since (%s) is not before --until (%s)", sel.q.Since.UTC().Format(time.RFC3339), sel.q.Until.UTC().Format(time.RFC3339))
+	}
+	sel.q.MinLevel = query.AllLevels
+	if f.level != "" {
+		sev, ok := parseLevelName(f.level)
+		if !ok {
+			return sel, usagef(cmd, "--level %q is not a level (debug, info, warn, error, dpanic, panic, fatal, or a number)", f.level)
+		}
+		sel.q.MinLevel = levelOf(sev)
+	}
+	if sel.q.Where, err = parseWhere(f.where); err != nil {
+		return sel, usagef(cmd, "%v", err)
+	}
+	if f.grep != "" {
+		if sel.grep, err = regexp.Compile(f.grep); err != nil {
+			return sel, usagef(cmd, "--grep: %v", err)
+		}
+	}
+	color, err := a.colorMode(f.color)
+	if err != nil {
+		return sel, usagef(cmd, "%v", err)
+	}
+	loc := a.loc
+	if f.utc {
+		loc = time.UTC
+	}
+	if sel.fmt, err = newFormatter(f.output, color, loc); err != nil {
+		return sel, usagef(cmd, "-o: %v", err)
+	}
+	return sel, nil
+}
+
+// parseTimeArg parses a --since/--until/--before value: a duration before
+// now (Go syntax, plus d for days and w for weeks), "now", an RFC 3339 time,
+// or a date (midnight UTC).
+func parseTimeArg(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "now" {
+		return now, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if d, ok := parseAgo(s); ok {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a duration ago (10m, 2h, 7d), an RFC 3339 time (2025-11-25T10:00:00Z) nor a date (2025-11-25)", s)
+}
+
+// parseAgo parses a non-negative duration: Go syntax, or a whole number of
+// days (d) or weeks (w).
+func parseAgo(s string) (time.Duration, bool) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, d >= 0
+	}
+	if len(s) < 2 {
+		return 0, false
+	}
+	unit := 24 * time.Hour
+	switch s[len(s)-1] {
+	case 'd':
+	case 'w':
+		unit *= 7
+	default:
+		return 0, false
+	}
+	n, err := strconv.Atoi(s[:len(s)-1])
+	if err != nil || n < 0 || n > 100*365 {
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
+}
+
+// levelOf converts a severity to a query MinLevel.
+func levelOf(sev int) slog.Level { return slog.Level(sev) }
+
+// grepMatch reports whether re matches the message, the logger, the caller,
+// the stack or one field as key=value.
+func grepMatch(re *regexp.Regexp, rec *query.Record) bool {
+	if re == nil {
+		return true
+	}
+	if re.MatchString(rec.Message) || rec.Logger != "" && re.MatchString(rec.Logger) ||
+		rec.Caller != "" && re.MatchString(rec.Caller) || rec.Stack != "" && re.MatchString(rec.Stack) {
+		return true
+	}
+	found := false
+	walkFields(rec.Fields, "", func(key string, v any) {
+		if !found && re.MatchString(key+"="+valueText(v)) {
+			found = true
+		}
+	})
+	return found
+}
+
+// resolveServices returns the services to read: the ones given, or every
+// service of the catalog.
+func (a *app) resolveServices(ctx context.Context, r *query.Reader, given []string, table string) ([]string, error) {
+	if len(given) > 0 {
+		return given, nil
+	}
+	services, err := r.Services(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(services) == 0 {
+		return nil, fmt.Errorf("the catalog of table %q lists no services (nothing written yet, or another table: --logs-table); pass -s SERVICE", table)
+	}
+	return services, nil
+}
+
+// newer reports whether a sorts before b newest-first.
+func newer(a, b *query.Record) bool {
+	if c := a.Time.Compare(b.Time); c != 0 {
+		return c > 0
+	}
+	return a.ID.Compare(b.ID) > 0
+}
+
+// newestFirst yields the records of services selected by q (whose Service
+// is ignored) and grep, newest first, merging the services' streams. Each
+// service's stream asks for at most perService records (0: no limit).
+// Requests are made lazily as the caller ranges.
+func newestFirst(ctx context.Context, r *query.Reader, services []string, q query.Logs, grep *regexp.Regexp, perService int) iter.Seq2[query.Record, error] {
+	return func(yield func(query.Record, error) bool) {
+		type head struct {
+			next func() (query.Record, error, bool)
+			stop func()
+			rec  query.Record
+			ok   bool
+		}
+		heads := make([]*head, 0, len(services))
+		defer func() {
+			for _, h := range heads {
+				h.stop()
+			}
+		}()
+		// advance moves h to its next record that passes grep; an error is
+		// returned as is.
+		advance := func(h *head) error {
+			for {
+				rec, err, ok := h.next()
+				if !ok {
+					h.ok = false
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				if grepMatch(grep, &rec) {
+					h.rec, h.ok = rec, true
+					return nil
+				}
+			}
+		}
+		for _, s := range services {
+			sq := q
+			sq.Service = s
+			sq.Limit = perService
+			if grep != nil {
+				sq.Limit = 0
+			}
+			next, stop := iter.Pull2(r.Logs(ctx, sq))
+			h := &head{next: next, stop: stop}
+			heads = append(heads, h)
+			if err := advance(h); err != nil {
+				yield(query.Record{}, err)
+				return
+			}
+		}
+		for {
+			var best *head
+			for _, h := range heads {
+				if h.ok && (best == nil || newer(&h.rec, &best.rec)) {
+					best = h
+				}
+			}
+			if best == nil {
+				return
+			}
+			if !yield(best.rec, nil) {
+				return
+			}
+			if err := advance(best); err != nil {
+				yield(query.Record{}, err)
+				return
+			}
+		}
+	}
+}
+
+// serviceWidth is the width of the widest service name.
+func serviceWidth(services []string) int {
+	w := 0
+	for _, s := range services {
+		w = max(w, len(s))
+	}
+	return w
+}
+
+func (a *app) tail(ctx context.Context, args []string) error {
+	fs := a.newFlagSet("tail", tailUsage)
+	var cf connFlags
+	var ff filterFlags
+	ff.register(fs)
+	n := fs.Int("n", 50, "number of records to show before following")
+	fs.IntVar(n, "lines", 50, "same as -n")
+	follow := fs.Bool("f", false, "follow: keep printing new records until Ctrl-C")
+	fs.BoolVar(follow, "follow", false, "same as -f")
+	poll := fs.Duration("poll", query.DefaultPoll, "with -f: time between two polls of the table")
+	lookback := fs.Duration("lookback", query.DefaultLookback, "with -f: how late a record may be stored after its time and still be shown")
+	cf.register(fs)
+	pos, err := a.parseFlags(fs, "tail", args)
+	if err != nil {
+		return err
+	}
+	sel, err := a.resolveFilters("tail", &ff, pos)
+	if err != nil {
+		return err
+	}
+	if *n < 0 {
+		return usagef("tail", "-n must not be negative")
+	}
+	if *poll <= 0 || *lookback <= 0 {
+		return usagef("tail", "--poll and --lookback must be positive")
+	}
+	t, err := a.connect("tail", cf)
+	if err != nil {
+		return err
+	}
+	r := query.New(t.logs)
+	services, err := a.resolveServices(ctx, r, sel.services, cf.logsTable)
+	if err != nil {
+		return err
+	}
+	sel.fmt.serviceWidth = serviceWidth(services)
+	out := bufio.NewWriter(a.stdout)
+	defer out.Flush()
+
+	start := a.now()
+	var last []query.Record
+	if *n > 0 {
+		for rec, err := range newestFirst(ctx, r, services, sel.q, sel.grep, *n) {
+			if err != nil {
+				return err
+			}
+			last = append(last, rec)
+			if len(last) == *n {
+				break
+			}
+		}
+		slices.Reverse(last)
+		for i := range last {
+			if err := sel.fmt.write(out, &last[i]); err != nil {
+				return err
+			}
+		}
+	}
+	if err := out.Flush(); err != nil || !*follow {
+		return err
+	}
+	return a.follow(ctx, r, out, services, sel, last, start, *n, query.FollowOptions{Poll: *poll, Lookback: *lookback})
+}
+
+// follow prints new records of services until ctx is done (exit 0), an
+// error that polling again cannot fix, or --until has passed. shown are
+// the records tail printed already; start is when tail began.
+func (a *app) follow(ctx context.Context, r *query.Reader, out *bufio.Writer, services []string, sel selection, shown []query.Record, start time.Time, n int, opts query.FollowOptions) error {
+	// Where following starts: just after what tail showed, a little
+	// earlier to catch records that land late; records already shown are
+	// skipped by ID.
+	var since time.Time
+	seen := make(map[ulid.ULID]bool, len(shown))
+	switch {
+	case len(shown) > 0:
+		since = shown[len(shown)-1].Time.Add(-opts.Lookback)
+		if oldest := shown[0].Time; oldest.After(since) {
+			since = oldest
+		}
+		for _, rec := range shown {
+			seen[rec.ID] = true
+		}
+	case n > 0:
+		// Nothing matched before start: anything from shortly before is new.
+		since = start.Add(-opts.Lookback)
+		if sel.q.Since.After(since) {
+			since = sel.q.Since
+		}
+	default:
+		// -n 0: only records stored from now on.
+	}
+	if !sel.q.Until.IsZero() && !since.Before(sel.q.Until) {
+		return nil
+	}
+	type item struct {
+		rec     query.Record
+		err     error
+		service string
+		end     bool // the service's follower ended
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan item, 256)
+	for _, s := range services {
+		q := sel.q
+		q.Service, q.Since, q.Limit = s, since, 0
+		go func() {
+			send := func(it item) bool {
+				select {
+				case ch <- it:
+					return true
+				case <-ctx.Done():
+					return false
+				}
+			}
+			for rec, err := range r.Follow(ctx, q, opts) {
+				if !send(item{rec: rec, err: err, service: s}) {
+					return
+				}
+			}
+			send(item{service: s, end: true})
+		}()
+	}
+	for running := len(services); running > 0; {
+		var it item
+		select {
+		case it = <-ch:
+		case <-ctx.Done():
+			return nil // Ctrl-C: a normal end of following
+		}
+		switch {
+		case it.end:
+			running--
+			continue
+		case it.err != nil:
+			if ctx.Err() != nil || errors.Is(it.err, context.Canceled) {
+				return nil
+			}
+			if errors.Is(it.err, query.ErrTableNotFound) || errors.Is(it.err, query.ErrAuth) || errors.Is(it.err, query.ErrInvalidQuery) {
+				return it.err
+			}
+			fmt.Fprintf(a.stderr, "tablelog tail: %s: %s (still following)\n", it.service, a.redact(it.err.Error()))
+			continue
+		case seen[it.rec.ID] || !grepMatch(sel.grep, &it.rec):
+			continue
+		}
+		if err := sel.fmt.write(out, &it.rec); err != nil {
+			return err
+		}
+		if len(ch) == 0 {
+			if err := out.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return out.Flush()
+}
