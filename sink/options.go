@@ -93,9 +93,12 @@ type Options struct {
 	// ErrorHandler receives the errors the sink cannot return to a caller:
 	// records the service rejected (and how they were handled), transient
 	// failures while they are being retried, records dropped or refused.
-	// It is called from background goroutines, never with a lock held, and
-	// must be safe for concurrent use. Transient-failure and drop reports
-	// are rate-limited. Default: one line on os.Stderr, at most one per
+	// It is called from the sink's goroutines, and for drops and refusals
+	// from the logging goroutine, never with a lock held; it must be safe
+	// for concurrent use and must not log through this Sink. Reports of
+	// transient failures, drops and refusals are rate-limited (one a
+	// second per kind, with a count of those left out); the error wraps an
+	// *OpError where a request failed. Default: one line on os.Stderr, at most one per
 	// second (the count of suppressed reports is printed with the next).
 	ErrorHandler func(error)
 
