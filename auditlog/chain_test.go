@@ -381,3 +381,62 @@ func TestDayRolloverSkewedClocks(t *testing.T) {
 	wg.Wait()
 	checkChain(t, tbl, got, nil)
 }
+
+// A context that ends while the event's transaction is in flight gives
+// ErrOutcomeUnknown with the event's ID; the event is then stored (once).
+// One that ends while the event waits behind another transaction removes
+// it: not stored.
+func TestRecordContextEndsInFlight(t *testing.T) {
+	t.Parallel()
+	e := env(t)
+	tbl := e.NewTable(t)
+	p := e.NewProxy(t)
+	w := newWriter(t, p.Table(t, tableName(t, tbl)), Options{})
+	if _, err := w.Record(context.Background(), Event{Actor: "a", Action: "warm-up"}); err != nil {
+		t.Fatal(err)
+	}
+	p.SetFaults(azurite.Faults{LatencyRate: 1, Latency: 400 * time.Millisecond, Match: func(r *httpRequest) bool { return r.Method == "POST" }})
+	slow := make(chan error, 1)
+	go func() {
+		_, err := w.Record(context.Background(), Event{Actor: "a", Action: "slow"})
+		slow <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // "slow" is in flight
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := w.Record(ctx, Event{Actor: "a", Action: "queued"})
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("queued event: %v", err)
+	}
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	inflight, err := w.Record(ctx2, Event{Actor: "a", Action: "in flight"})
+	if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("in-flight event: %v", err)
+	}
+	// The writer finishes the transaction; the event is stored.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var found bool
+		for _, r := range events(t, tbl) {
+			found = found || r.ID == inflight.ID.String()
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the in-flight event was not stored")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	actions := map[string]int{}
+	for _, r := range events(t, tbl) {
+		actions[r.Action]++
+	}
+	if actions["queued"] != 0 || actions["in flight"] != 1 || actions["slow"] != 1 {
+		t.Fatalf("stored %v", actions)
+	}
+}

@@ -171,8 +171,11 @@ func (w *Writer) Record(ctx context.Context, ev Event) (Event, error) {
 	if err != nil {
 		return ev, err
 	}
+	// base is what a failed call returns: the event with its ID (the
+	// committer owns p from here on).
+	base := p.ev
 	if err := ctx.Err(); err != nil {
-		return p.ev, err
+		return base, err
 	}
 	pd := &pending{p: p, done: make(chan struct{})}
 	w.mu.Lock()
@@ -195,7 +198,7 @@ func (w *Writer) Record(ctx context.Context, ev Event) (Event, error) {
 		}
 		pd.state = finished
 		w.mu.Unlock()
-		return p.ev, ctx.Err()
+		return base, ctx.Err()
 	}
 	w.mu.Unlock()
 	select {
@@ -203,7 +206,7 @@ func (w *Writer) Record(ctx context.Context, ev Event) (Event, error) {
 		return pd.ev, pd.err
 	default:
 	}
-	return p.ev, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+	return base, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
 }
 
 // run commits batches while events are queued.
