@@ -299,6 +299,7 @@ func (a *app) connect(cmd string, c connFlags) (*tables, error) {
 	if err != nil {
 		return nil, usagef(cmd, "%v", err)
 	}
+	a.emulator = ep.kind == kindEmulator
 	if ep.kind == kindEmulator && ep.source == "default" {
 		fmt.Fprintf(a.stderr, "tablelog: no connection configured (--connection-string, --account-url, --sas or $%s); using the local emulator at %s\n", envConnectionString, emulatorURL)
 	}

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tablelog/tablelog/query"
 )
 
 // Exit codes.
@@ -65,7 +67,8 @@ type app struct {
 	// auto mode, prune's progress line).
 	isTerminal func(w io.Writer) bool
 
-	secrets []string // values redacted from every message (keys, SAS tokens)
+	secrets  []string // values redacted from every message (keys, SAS tokens)
+	emulator bool     // the connection is the local emulator
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer, env func(string) string) *app {
@@ -182,9 +185,28 @@ func (a *app) exit(name string, err error) int {
 		fmt.Fprintf(a.stderr, "tablelog %s: interrupted\n", name)
 		return exitFail
 	default:
-		fmt.Fprintf(a.stderr, "tablelog %s: %s\n", name, a.redact(err.Error()))
+		fmt.Fprintf(a.stderr, "tablelog %s: %s\n", name, a.redact(a.describeError(err)))
 		return exitFail
 	}
+}
+
+// describeError is the message of a command's error for the terminal:
+// without the library's package prefixes, with a hint for the usual
+// causes.
+func (a *app) describeError(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"tablelog/query: ", "auditlog: ", "tablelog: "} {
+		msg = strings.ReplaceAll(msg, p, "")
+	}
+	switch {
+	case a.emulator && strings.Contains(msg, "connection refused"):
+		msg += "\n(is the emulator running? start Azurite with 'make demo', or pass --connection-string)"
+	case errors.Is(err, query.ErrTableNotFound):
+		msg += "\n(check --logs-table / --audit-table and the account)"
+	case errors.Is(err, query.ErrAuth):
+		msg += "\n(the credentials were refused or cannot read this table)"
+	}
+	return msg
 }
 
 // usageError is a mistake in the command line: exit code 2.

@@ -110,7 +110,7 @@ func (a *app) prune(ctx context.Context, args []string) error {
 			fmt.Fprint(a.stderr, "\r\x1b[K")
 		}
 		if err != nil {
-			fmt.Fprintf(out, "%s %-*s  %d records, then failed\n", verb, width, p.pk, n)
+			fmt.Fprintf(out, "%s %-*s  %s, then failed\n", verb, width, p.pk, plural(n, "record"))
 			out.Flush()
 			return fmt.Errorf("pruning %s: %w", p.pk, err)
 		}
@@ -120,7 +120,7 @@ func (a *app) prune(ctx context.Context, args []string) error {
 				return fmt.Errorf("removing %s from the catalog (its records are deleted): %w", p.pk, err)
 			}
 		}
-		fmt.Fprintf(out, "%s %-*s  %d records\n", verb, width, p.pk, n)
+		fmt.Fprintf(out, "%s %-*s  %s\n", verb, width, p.pk, plural(n, "record"))
 		if err := out.Flush(); err != nil {
 			return err
 		}
@@ -130,7 +130,7 @@ func (a *app) prune(ctx context.Context, args []string) error {
 		services[p.service] = true
 	}
 	// Pruned days are those before the day of cut (a partial day is kept).
-	summary := fmt.Sprintf("%d day partitions of %d services, %d records, before %s", len(parts), len(services), total, schema.Day(cut).Format(time.DateOnly))
+	summary := fmt.Sprintf("%s of %s, %s, before %s", plural(len(parts), "day partition"), plural(len(services), "service"), plural(total, "record"), schema.Day(cut).Format(time.DateOnly))
 	if *dryRun {
 		fmt.Fprintf(out, "dry run: would prune %s; nothing was deleted\n", summary)
 	} else {
@@ -216,6 +216,14 @@ func prunePartition(ctx context.Context, logs *aztables.Client, pk string, dryRu
 		}
 		opts.NextPartitionKey, opts.NextRowKey = page.NextPartitionKey, page.NextRowKey
 	}
+}
+
+// plural returns "1 record", "2 records".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func empty(s *string) bool { return s == nil || *s == "" }

@@ -68,7 +68,7 @@ func (a *app) services(ctx context.Context, args []string) error {
 	defer out.Flush()
 	width := max(serviceWidth(services), len("SERVICE"))
 	if *output == formatText && !*days {
-		fmt.Fprintf(out, "%-*s  %5s  %-10s  %-10s\n", width, "SERVICE", "DAYS", "FIRST", "LAST")
+		fmt.Fprintf(out, "%-*s  %5s  %-10s  %s\n", width, "SERVICE", "DAYS", "FIRST", "LAST")
 	}
 	for _, s := range services {
 		ds, err := r.Days(ctx, s)
@@ -96,7 +96,7 @@ func (a *app) services(ctx context.Context, args []string) error {
 			if len(ds) > 0 {
 				first, last = ds[0].Format(time.DateOnly), ds[len(ds)-1].Format(time.DateOnly)
 			}
-			fmt.Fprintf(out, "%-*s  %5d  %-10s  %-10s\n", width, s, len(ds), first, last)
+			fmt.Fprintf(out, "%-*s  %5d  %-10s  %s\n", width, s, len(ds), first, last)
 		}
 	}
 	return out.Flush()
