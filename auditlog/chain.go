@@ -116,15 +116,13 @@ func (w *Writer) openDay(ctx context.Context, pos chainPos) error {
 		return nil
 	}
 	now := w.opts.Now().UTC()
-	cat := fmt.Appendf(nil, `{"PartitionKey":%q,"RowKey":%q}`, schema.CatalogPartition, catalogKey(w.opts.Service, pos.open))
-	if err := w.add(ctx, cat); err != nil {
+	if err := w.add(ctx, schema.AppendAuditCatalogEntity(nil, w.opts.Service, pos.open)); err != nil {
 		if k, _ := classify(err); k != kindConflict {
 			return err
 		}
 	}
 	if pos.genesis {
-		g := fmt.Appendf(nil, `{"PartitionKey":%q,"RowKey":%q,%q:%q}`, schema.CatalogPartition, genesisKey(w.opts.Service), schema.AuditColSeal, dayString(pos.open))
-		return w.add(ctx, g)
+		return w.add(ctx, schema.AppendAuditGenesisEntity(nil, w.opts.Service, pos.open))
 	}
 	if !pos.sealDay.IsZero() {
 		seal := schema.AuditRecord{
@@ -214,13 +212,9 @@ func readGenesis(ctx context.Context, t ReadTable, service string) (time.Time, b
 		}
 		return time.Time{}, false, err
 	}
-	r, err := schema.DecodeAudit(resp.Value)
+	d, err := schema.ParseAuditGenesis(resp.Value)
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("%w: genesis claim: %v", ErrCorruptTrail, err)
-	}
-	d, err := parseDay(r.Seal)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("%w: genesis claim names no day", ErrCorruptTrail)
+		return time.Time{}, false, fmt.Errorf("%w: %v", ErrCorruptTrail, err)
 	}
 	return d, true, nil
 }

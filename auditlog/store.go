@@ -229,9 +229,8 @@ func listAll(ctx context.Context, t ReadTable, o *aztables.ListEntitiesOptions, 
 // PartitionKey itself, as for logs).
 func catalogKey(service string, day time.Time) string { return schema.PartitionKey(service, day) }
 
-// genesisKey is the catalog RowKey of a service's genesis claim. '~' cannot
-// occur in a service name, so it never collides with a day's entry.
-func genesisKey(service string) string { return service + "~genesis" }
+// genesisKey is the catalog RowKey of a service's genesis claim.
+func genesisKey(service string) string { return schema.AuditGenesisRowKey(service) }
 
 // catalogDays returns the days in [from, to) (zero: open) that the catalog
 // lists for service, ascending.

@@ -60,6 +60,8 @@ type Break struct {
 	Detail string
 }
 
+// String renders the break on one line: kind, position, location and
+// detail.
 func (b Break) String() string {
 	loc := ""
 	if b.PartitionKey != "" {

@@ -51,8 +51,8 @@ type Options struct {
 // ErrOutcomeUnknown is wrapped by Record's error when the event may or may
 // not have been stored: the context ended while its transaction was in
 // flight, or the service stayed unreachable after a request whose response
-// was lost. The Event returned with it carries the ID (and, if assigned,
-// Seq) to look it up.
+// was lost. The Event returned with it carries the ID to look it up (for
+// example with query.Audit and a Where on "ID").
 var ErrOutcomeUnknown = errors.New("auditlog: outcome unknown")
 
 // ErrCorruptTrail is wrapped by errors from a Writer that finds the trail's
@@ -65,7 +65,8 @@ var ErrCorruptTrail = errors.New("auditlog: corrupt trail")
 // several Writers, in one process or many, may write the same service in
 // the same table: they keep one linear chain (see the package
 // documentation). A Writer needs no Close: its background goroutine runs
-// only while events are waiting. Create it with New.
+// only while events are waiting. Create it with New; the zero Writer is not
+// usable.
 type Writer struct {
 	table Table
 	read  ReadTable

@@ -42,6 +42,61 @@ const (
 	AuditColSeal      = "Seal"      // seals only: "yyyyMMdd", the day the chain continues in
 )
 
+// The audit table's catalog: like the logs table's, partition
+// CatalogPartition holds one entity per service and day, RowKey the day's
+// PartitionKey, with the columns Service and Day ("yyyyMMdd"). An audit
+// writer inserts it before the first event of the day, so the catalog
+// lists every day partition of the trail.
+const (
+	AuditCatalogColService = "Service"
+	AuditCatalogColDay     = "Day"
+)
+
+// AuditGenesisRowKey is the RowKey, in the audit table's CatalogPartition,
+// of the claim that starts a service's trail: an entity like a catalog
+// entry whose Day names the trail's first day. Writers insert it
+// (insert-only, so exactly one wins) before the first event. '~' cannot
+// occur in a service name, so it never collides with a day's catalog entry
+// ("<service>_<yyyyMMdd>"), and readers of the catalog ignore it.
+func AuditGenesisRowKey(service string) string { return service + "~genesis" }
+
+// AppendAuditCatalogEntity appends the catalog entity of service's day.
+func AppendAuditCatalogEntity(dst []byte, service string, day time.Time) []byte {
+	return appendAuditCatalog(dst, PartitionKey(service, day), service, day)
+}
+
+// AppendAuditGenesisEntity appends the genesis claim of service, naming
+// day as its trail's first day.
+func AppendAuditGenesisEntity(dst []byte, service string, day time.Time) []byte {
+	return appendAuditCatalog(dst, AuditGenesisRowKey(service), service, day)
+}
+
+func appendAuditCatalog(dst []byte, rk, service string, day time.Time) []byte {
+	dst = append(dst, `{"PartitionKey":`...)
+	dst, _, _, _ = appendJSONString(dst, CatalogPartition, math.MaxInt)
+	dst = append(dst, `,"RowKey":`...)
+	dst, _, _, _ = appendJSONString(dst, rk, math.MaxInt)
+	dst = append(dst, `,"`+AuditCatalogColService+`":`...)
+	dst, _, _, _ = appendJSONString(dst, service, math.MaxInt)
+	dst = append(dst, `,"`+AuditCatalogColDay+`":"`...)
+	dst = day.UTC().AppendFormat(dst, DayLayout)
+	return append(dst, `"}`...)
+}
+
+// ParseAuditGenesis returns the day a genesis claim (as returned by the
+// service) names.
+func ParseAuditGenesis(raw []byte) (time.Time, error) {
+	var e struct{ Day string }
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return time.Time{}, fmt.Errorf("%w: genesis claim: %v", ErrNotAuditEntity, err)
+	}
+	day, err := time.Parse(DayLayout, e.Day)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: genesis claim names no day (%q)", ErrNotAuditEntity, e.Day)
+	}
+	return day, nil
+}
+
 // Hash algorithms of audit events.
 const (
 	AuditAlgSHA256 = "SHA-256"

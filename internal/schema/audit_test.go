@@ -108,3 +108,27 @@ func TestDecodeAuditMetadataAndUnknown(t *testing.T) {
 		}
 	}
 }
+
+func TestAuditCatalogEntities(t *testing.T) {
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	var m map[string]string
+	if err := json.Unmarshal(AppendAuditCatalogEntity(nil, "billing", day), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["PartitionKey"] != CatalogPartition || m["RowKey"] != "billing_20261125" || m["Service"] != "billing" || m["Day"] != "20261125" {
+		t.Fatalf("catalog entity %v", m)
+	}
+	g := AppendAuditGenesisEntity(nil, "billing", day)
+	if err := json.Unmarshal(g, &m); err != nil || m["RowKey"] != "billing~genesis" {
+		t.Fatalf("genesis entity %v %v", m, err)
+	}
+	if _, _, _, err := ParsePartitionKey(m["RowKey"]); err == nil {
+		t.Fatal("the genesis RowKey parses as a partition key")
+	}
+	if d, err := ParseAuditGenesis(g); err != nil || !d.Equal(day) {
+		t.Fatalf("ParseAuditGenesis = %v, %v", d, err)
+	}
+	if _, err := ParseAuditGenesis([]byte(`{"Day":"x"}`)); !errors.Is(err, ErrNotAuditEntity) {
+		t.Fatal(err)
+	}
+}
