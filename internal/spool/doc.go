@@ -68,12 +68,14 @@
 //     its segment; the next Open detects and skips it (Stats.Corrupt).
 //   - A crash of the operating system or a power loss: under SyncEveryRecord,
 //     nothing (Append returns after fsync, given storage that honours it).
-//     Under SyncInterval (the default), the records appended during the last
-//     Options.SyncInterval (default 200ms) before the crash, plus those of an
-//     fsync in progress, may be lost; earlier ones are on disk, since the
-//     active segment is fsynced every interval and every segment when it is
-//     sealed. Losses are a suffix of the append order; a torn frame at the
-//     cut is detected and skipped as above.
+//     Under SyncInterval (the default), only records appended after the last
+//     completed fsync began can be lost: at most those of the last
+//     Options.SyncInterval (default 200ms) before the crash, plus the
+//     duration of that fsync; earlier ones are on disk, since the active
+//     segment is fsynced every interval and every segment when it is sealed.
+//     Within that window the kernel may have written some pages and not
+//     others: a torn or zeroed region is detected and skipped as above
+//     (ending its segment's replay), never yielded.
 //
 // Replay is at-least-once: acknowledgements live in memory and are made
 // durable only by deleting a fully acknowledged segment. After a crash,

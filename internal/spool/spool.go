@@ -20,9 +20,9 @@ const (
 	// SyncInterval, the zero value and default, fsyncs the active segment
 	// every Options.SyncInterval from a background goroutine, and every
 	// segment when it is sealed and at Close. An OS crash or power loss can
-	// lose the records appended during the last interval (plus the duration
-	// of an fsync in progress), never earlier ones: losses are a suffix of
-	// the append order.
+	// lose only records appended after the last completed fsync began: at
+	// most the last interval's worth, plus the duration of that fsync.
+	// Earlier records are on disk.
 	SyncInterval SyncPolicy = iota
 
 	// SyncEveryRecord fsyncs before Append returns, so a record whose Append
@@ -132,7 +132,7 @@ type Stats struct {
 	Segments int   // segment files on disk
 	Pending  int64 // records appended or found by Open that are not yet acknowledged
 
-	Appended uint64 // records appended by this Spool
+	Appended uint64 // Appends that returned nil
 	Acked    uint64 // records acknowledged (each counted once)
 	Full     uint64 // Appends refused with ErrFull
 	Failed   uint64 // Appends that failed for any other reason (I/O, fsync, too large, closed)
@@ -217,11 +217,12 @@ func (g *segment) isAcked(i uint32) bool { return g.acked[i/64]&(1<<(i%64)) != 0
 func (g *segment) setAcked(i uint32)     { g.acked[i/64] |= 1 << (i % 64) }
 
 // Open opens the spool directory, creating it if needed, and locks it for
-// this Spool. It scans the segment files left by earlier runs, validating
-// every frame (see the package comment: corrupt regions are skipped and
-// counted in Stats.Corrupt, segments without a valid record are deleted);
-// their records are pending until acknowledged, and Pending yields them.
-// New records always go to new segments; old ones are never written to.
+// this Spool. It reads the segment files left by earlier runs once,
+// validating every frame (see the package comment: corrupt regions are
+// skipped and counted in Stats.Corrupt, segments without a valid record are
+// deleted): about a second per GiB from a cold disk, less from the page
+// cache. Their records are pending until acknowledged, and Pending yields
+// them. New records always go to new segments; old ones are never written.
 //
 // Open fails when Dir is empty or the options are negative, when the
 // directory cannot be created or written (the error wraps the operating
@@ -366,7 +367,10 @@ func (s *Spool) Append(r Record) (Ticket, error) {
 			// The frame is in the file but its durability is unknown: the
 			// caller takes the record back, so it no longer holds its segment.
 			s.Ack(t)
-			s.fail(nil)
+			s.mu.Lock()
+			s.st.Appended--
+			s.failLocked(nil)
+			s.mu.Unlock()
 			return Ticket{}, err
 		}
 	}
