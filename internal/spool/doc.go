@@ -79,10 +79,10 @@
 //
 // Replay is at-least-once: acknowledgements live in memory and are made
 // durable only by deleting a fully acknowledged segment. After a crash,
-// every record of every surviving segment is replayed, acknowledged or not
-// (at most about one segment's worth of already stored records per crash,
-// plus any segment whose deletion a power loss undid). Fixed keys make that
-// harmless.
+// every record of every surviving segment is replayed, acknowledged or not:
+// the acknowledged records that shared a segment with unacknowledged ones
+// (with in-order acknowledgement, about one segment's worth), plus any
+// segment whose deletion a power loss undid. Fixed keys make that harmless.
 //
 // Errors are explicit: Append fails with ErrFull at the MaxBytes bound, and
 // with the operating system's error (ENOSPC, EROFS, EACCES, EIO) when the
