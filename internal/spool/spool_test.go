@@ -812,3 +812,66 @@ func TestIntervalSync(t *testing.T) {
 		}
 	}
 }
+
+// countFile counts the write calls made on a segment file.
+type countFile struct {
+	*os.File
+	mu     sync.Mutex
+	writes int
+}
+
+func (f *countFile) WriteAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	f.writes++
+	f.mu.Unlock()
+	return f.File.WriteAt(p, off)
+}
+
+// TestSingleWrite: each Append is one write call carrying the whole frame,
+// which is what makes a returned Append survive SIGKILL.
+func TestSingleWrite(t *testing.T) {
+	orig := createFile
+	t.Cleanup(func() { createFile = orig })
+	var files []*countFile
+	createFile = func(path string) (segFile, error) {
+		f, err := orig(path)
+		if err != nil {
+			return nil, err
+		}
+		cf := &countFile{File: f.(*os.File)}
+		files = append(files, cf)
+		return cf, nil
+	}
+	s := mustOpen(t, Options{Dir: t.TempDir(), SegmentBytes: 8 << 10})
+	for i := range 50 {
+		if _, err := s.Append(testRec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writes := 0
+	for _, f := range files {
+		writes += f.writes
+	}
+	if writes != 50 || len(files) < 2 {
+		t.Fatalf("%d write calls over %d segments for 50 records", writes, len(files))
+	}
+}
+
+func TestReadCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, Options{Dir: dir})
+	tk, err := s.Append(testRec(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := segFiles(t, dir)[0]
+	b, _ := os.ReadFile(seg)
+	b[len(b)-10] ^= 1
+	os.WriteFile(seg, b, 0o600)
+	if _, err := s.Read(tk); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("want ErrCorrupt, got %v", err)
+	}
+	if _, err := s.Read(Ticket{seg: 99, n: 20}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown ticket: %v", err)
+	}
+}
