@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -50,7 +51,7 @@ var lt, gt, amp, e2 = []byte{'<'}, []byte{'>'}, []byte{'&'}, []byte{0xe2}
 func (s *Sink) dispatch() {
 	defer s.wg.Done()
 	defer close(s.work)
-	seen := map[string]bool{} // partitions whose catalog entity was sent
+	d := &dispatcher{s: s, seen: map[string]bool{}}
 	tick := time.NewTicker(s.opts.FlushInterval)
 	defer tick.Stop()
 	for {
@@ -61,71 +62,97 @@ func (s *Sink) dispatch() {
 		case <-tick.C:
 		case <-s.flushNow:
 		case <-s.quit:
-			s.send(true, seen)
+			d.send(true)
 			return
 		case <-s.hardCtx.Done():
+			s.finish(d.queue, false, context.Canceled)
 			return
 		}
-		s.send(all, seen)
+		d.send(all)
 	}
 }
 
+// dispatcher is the dispatch goroutine's state; its slices are reused, so
+// dispatching does not allocate in the steady state.
+type dispatcher struct {
+	s       *Sink
+	queue   []record // taken from Sink.pending, not yet in a transaction
+	keep    []record
+	batches []*batch
+	open    []*batch        // per partition, the batch being filled
+	seen    map[string]bool // partitions whose catalog entity was sent
+}
+
 // send takes the queue and hands it to the workers in transactions. Unless
-// all, a partition's last transaction goes back to the queue if it is less
+// all, each partition's last transaction stays in the queue if it is less
 // than full.
-func (s *Sink) send(all bool, seen map[string]bool) {
+func (d *dispatcher) send(all bool) {
+	s := d.s
 	s.mu.Lock()
-	recs := s.pending
+	taken := s.pending
 	s.pending, s.spare = s.spare[:0], nil
 	s.pendingBytes = 0
 	s.kicked = false
 	s.mu.Unlock()
+	d.queue = append(d.queue, taken...)
+	clear(taken)
+	s.mu.Lock()
+	if s.spare == nil {
+		s.spare = taken[:0]
+	}
+	s.mu.Unlock()
 
-	var batches []*batch
-	var keep []record
-	open := map[string]*batch{} // per partition: its batch being filled
-	for _, r := range recs {
-		b := open[r.pk]
+	d.batches, d.open = d.batches[:0], d.open[:0]
+	for _, r := range d.queue {
+		var b *batch
+		for _, o := range d.open {
+			if o.pk == r.pk {
+				b = o
+				break
+			}
+		}
 		ws := wireSize(r.data)
 		if b == nil || len(b.recs) >= s.opts.BatchSize || b.size+ws > maxPayload {
-			b = s.newBatch(r.pk)
-			open[r.pk] = b
-			batches = append(batches, b)
+			nb := s.newBatch(r.pk)
+			if b == nil {
+				d.open = append(d.open, nb)
+			} else {
+				for i, o := range d.open {
+					if o == b {
+						d.open[i] = nb
+					}
+				}
+			}
+			b = nb
+			d.batches = append(d.batches, b)
 		}
 		b.recs = append(b.recs, r)
 		b.size += ws
 	}
+	d.keep = d.keep[:0]
 	if !all {
 		// Keep each partition's last, partial batch for later.
 		n := 0
-		for _, b := range batches {
-			if open[b.pk] == b && len(b.recs) < s.opts.BatchSize && b.size < maxPayload/2 {
-				keep = append(keep, b.recs...)
+		for _, b := range d.batches {
+			if len(b.recs) < s.opts.BatchSize && b.size < maxPayload/2 && slices.Contains(d.open, b) {
+				d.keep = append(d.keep, b.recs...)
+				clear(b.recs)
 				s.batchPool.Put(b)
 				continue
 			}
-			batches[n] = b
+			d.batches[n] = b
 			n++
 		}
-		batches = batches[:n]
+		clear(d.batches[n:])
+		d.batches = d.batches[:n]
 	}
+	clear(d.queue)
+	d.queue, d.keep = d.keep, d.queue[:0]
+	clear(d.open)
 
-	clear(recs)
-	s.mu.Lock()
-	if len(keep) > 0 {
-		s.pending = append(keep, s.pending...)
-		for _, r := range keep {
-			s.pendingBytes += len(r.data)
-		}
-	}
-	if s.spare == nil {
-		s.spare = recs[:0]
-	}
-	s.mu.Unlock()
-
-	for _, b := range batches {
-		if !seen[b.pk] {
-			seen[b.pk] = true
+	for i, b := range d.batches {
+		if !d.seen[b.pk] {
+			d.seen[b.pk] = true
 			b.catalog = true
 		}
 		select {
@@ -133,6 +160,7 @@ func (s *Sink) send(all bool, seen map[string]bool) {
 		case <-s.hardCtx.Done():
 			s.finish(b.recs, false, context.Canceled)
 		}
+		d.batches[i] = nil
 	}
 }
 
