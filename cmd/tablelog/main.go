@@ -69,6 +69,8 @@ type app struct {
 
 	secrets  []string // values redacted from every message (keys, SAS tokens)
 	emulator bool     // the connection is the local emulator
+
+	usages map[*flag.FlagSet]func() // the --help printer of each flag set
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer, env func(string) string) *app {
@@ -232,7 +234,11 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e))
 func (a *app) newFlagSet(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet("tablelog "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
+	fs.Usage = func() {} // the flag package calls it on errors too
+	if a.usages == nil {
+		a.usages = map[*flag.FlagSet]func(){}
+	}
+	a.usages[fs] = func() {
 		w := a.stdout
 		fmt.Fprint(w, strings.TrimLeft(usage, "\n"))
 		fmt.Fprintln(w, "\nFlags:")
@@ -253,7 +259,7 @@ func (a *app) parseFlags(fs *flag.FlagSet, cmd string, args []string) ([]string,
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
+				a.usages[fs]()
 				return nil, flag.ErrHelp
 			}
 			return nil, &usageError{cmd: cmd, msg: err.Error()}

@@ -305,3 +305,123 @@ var idRE = regexp.MustCompile(`"id":"[0-9A-HJKMNP-TV-Z]{26}"`)
 
 // normalizeIDs replaces the random ULIDs of json output.
 func normalizeIDs(s string) string { return idRE.ReplaceAllString(s, `"id":"<ULID>"`) }
+
+func init() {
+	e2eTests["usage"] = testUsageBinary
+}
+
+// usageCases are command lines that must exit 2 with a message on stderr
+// and nothing on stdout.
+var usageCases = []struct {
+	args []string
+	want string
+}{
+	{nil, "Usage:"},
+	{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+	{[]string{"tail", "--bogus"}, "flag provided but not defined: -bogus"},
+	{[]string{"tail", "-n", "many"}, `invalid value "many" for flag -n`},
+	{[]string{"tail", "-n", "-1", "-s", "x"}, "-n must not be negative"},
+	{[]string{"tail", "-s", "bad service"}, `has the character ' '`},
+	{[]string{"tail", "-s", "x", "--since", "yesterday"}, `--since: "yesterday" is neither`},
+	{[]string{"tail", "-s", "x", "--since", "1h", "--until", "2h"}, "is not before --until"},
+	{[]string{"tail", "-s", "x", "--level", "loud"}, `--level "loud" is not a level`},
+	{[]string{"tail", "-s", "x", "--where", "a=1 and (b=2"}, `unbalanced "("`},
+	{[]string{"tail", "-s", "x", "--grep", "(["}, "--grep: error parsing regexp"},
+	{[]string{"tail", "-s", "x", "-o", "xml"}, `unknown output format "xml"`},
+	{[]string{"tail", "-s", "x", "--color", "rainbow"}, "--color must be auto, always or never"},
+	{[]string{"tail", "-s", "x", "--poll", "0s"}, "--poll and --lookback must be positive"},
+	{[]string{"tail", "-s", "x", "--logs-table", "no-dashes"}, "is not a valid table name"},
+	{[]string{"query", "-s", "x", "--limit", "-5"}, "--limit must not be negative"},
+	{[]string{"query", "-s", "x", "--connection-string", "cs", "--account-url", "https://a.table.core.windows.net"}, "cannot be combined"},
+	{[]string{"query", "-s", "x", "--account-url", "ftp://nope"}, "not an http(s) URL"},
+	{[]string{"services", "-o", "yaml"}, "-o must be text or json"},
+	{[]string{"prune"}, "--before is required"},
+	{[]string{"prune", "--before", "soon"}, `--before: "soon" is neither`},
+	{[]string{"prune", "--before", "30d", "extra"}, `unexpected argument "extra"`},
+	{[]string{"audit"}, "a subcommand is required"},
+	{[]string{"audit", "erase"}, `unknown subcommand "erase"`},
+	{[]string{"audit", "verify", "--expect-head", "12"}, "--expect-head: expected SEQ:HASH"},
+	{[]string{"audit", "verify", "--key-file", "/nonexistent/key"}, "--key-file"},
+}
+
+// TestUsage runs the usage cases in process (no service is contacted).
+func TestUsage(t *testing.T) {
+	for _, tt := range usageCases {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tt.args, nil, &stdout, &stderr, envMap(nil))
+		if code != exitUsage || stdout.Len() != 0 || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("tablelog %s: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and stderr containing %q", strings.Join(tt.args, " "), code, stdout.String(), stderr.String(), tt.want)
+		}
+	}
+}
+
+// TestHelp: --help on every command prints its usage with examples on
+// stdout and exits 0.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"}, {"help"}, {"-h"},
+		{"tail", "--help"}, {"tail", "-h"}, {"help", "tail"}, {"query", "--help"}, {"services", "--help"},
+		{"prune", "--help"}, {"audit", "--help"}, {"audit", "ls", "--help"}, {"audit", "verify", "--help"}, {"audit", "export", "--help"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, nil, &stdout, &stderr, envMap(nil))
+		out := stdout.String()
+		if code != exitOK || stderr.Len() != 0 || !strings.Contains(out, "Usage:") {
+			t.Errorf("tablelog %s: exit %d, stderr %q, stdout:\n%s", strings.Join(args, " "), code, stderr.String(), out)
+		}
+		if len(args) > 1 && args[0] != "help" && args[0] != "audit" || len(args) > 2 {
+			if !strings.Contains(out, "Examples:") || !strings.Contains(out, "Flags:") {
+				t.Errorf("tablelog %s: no examples or flags:\n%s", strings.Join(args, " "), out)
+			}
+		}
+	}
+}
+
+// TestEmulatorNotice: with no connection configured, the emulator is used
+// and one line on stderr says so.
+func TestEmulatorNotice(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	a := newApp(nil, &stdout, &stderr, envMap(nil))
+	tb, err := a.connect("tail", connFlags{logsTable: "logs", auditTable: "audit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.ep.kind != kindEmulator {
+		t.Errorf("kind %s", tb.ep.kind)
+	}
+	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "using the local emulator at http://127.0.0.1:10002/devstoreaccount1") {
+		t.Errorf("notice: %q", stderr.String())
+	}
+	if strings.Contains(stderr.String(), emulatorKey) {
+		t.Error("notice prints the emulator key")
+	}
+	// Configured: no notice.
+	stderr.Reset()
+	a = newApp(nil, &stdout, &stderr, envMap(map[string]string{envConnectionString: testCS}))
+	if _, err := a.connect("tail", connFlags{logsTable: "logs", auditTable: "audit"}); err != nil {
+		t.Fatal(err)
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("notice with a connection string: %q", stderr.String())
+	}
+}
+
+// testUsageBinary checks exit codes of the real binary.
+func testUsageBinary(t *testing.T, bin string) {
+	c := newCLI(t, bin, nil, nil)
+	for _, tt := range usageCases[:6] {
+		r := c.run(tt.args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("tablelog %s: exit %d, stderr:\n%s", strings.Join(tt.args, " "), r.code, r.stderr)
+		}
+	}
+	r := c.mustRun(0, "tail", "--help")
+	if !strings.Contains(r.stdout, "Examples:") {
+		t.Errorf("tail --help:\n%s", r.stdout)
+	}
+	r = c.mustRun(0, "version")
+	if !strings.HasPrefix(r.stdout, "tablelog ") {
+		t.Errorf("version: %q", r.stdout)
+	}
+}

@@ -66,8 +66,9 @@ func (a *app) services(ctx context.Context, args []string) error {
 	}
 	out := bufio.NewWriter(a.stdout)
 	defer out.Flush()
-	width := max(serviceWidth(services), len("SERVICE"))
+	width := serviceWidth(services)
 	if *output == formatText && !*days {
+		width = max(width, len("SERVICE"))
 		fmt.Fprintf(out, "%-*s  %5s  %-10s  %s\n", width, "SERVICE", "DAYS", "FIRST", "LAST")
 	}
 	for _, s := range services {

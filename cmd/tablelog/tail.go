@@ -248,24 +248,40 @@ func newer(a, b *query.Record) bool {
 // service's stream asks for at most perService records (0: no limit).
 // Requests are made lazily as the caller ranges.
 func newestFirst(ctx context.Context, r *query.Reader, services []string, q query.Logs, grep *regexp.Regexp, perService int) iter.Seq2[query.Record, error] {
-	return func(yield func(query.Record, error) bool) {
+	streams := make([]iter.Seq2[query.Record, error], len(services))
+	for i, s := range services {
+		sq := q
+		sq.Service = s
+		sq.Limit = perService
+		if grep != nil {
+			sq.Limit = 0
+		}
+		streams[i] = r.Logs(ctx, sq)
+	}
+	return mergeStreams(streams, newer, func(rec *query.Record) bool { return grepMatch(grep, rec) })
+}
+
+// mergeStreams merges streams that are each sorted by before (a sorts
+// first), keeping the values keep accepts. The first error ends the merge.
+// Streams are pulled lazily.
+func mergeStreams[T any](streams []iter.Seq2[T, error], before func(a, b *T) bool, keep func(*T) bool) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
 		type head struct {
-			next func() (query.Record, error, bool)
-			stop func()
-			rec  query.Record
+			next func() (T, error, bool)
+			v    T
 			ok   bool
 		}
-		heads := make([]*head, 0, len(services))
+		heads := make([]*head, 0, len(streams))
+		var stops []func()
 		defer func() {
-			for _, h := range heads {
-				h.stop()
+			for _, stop := range stops {
+				stop()
 			}
 		}()
-		// advance moves h to its next record that passes grep; an error is
-		// returned as is.
 		advance := func(h *head) error {
 			for {
-				rec, err, ok := h.next()
+				v, err, ok := h.next()
 				if !ok {
 					h.ok = false
 					return nil
@@ -273,42 +289,37 @@ func newestFirst(ctx context.Context, r *query.Reader, services []string, q quer
 				if err != nil {
 					return err
 				}
-				if grepMatch(grep, &rec) {
-					h.rec, h.ok = rec, true
+				if keep == nil || keep(&v) {
+					h.v, h.ok = v, true
 					return nil
 				}
 			}
 		}
-		for _, s := range services {
-			sq := q
-			sq.Service = s
-			sq.Limit = perService
-			if grep != nil {
-				sq.Limit = 0
-			}
-			next, stop := iter.Pull2(r.Logs(ctx, sq))
-			h := &head{next: next, stop: stop}
+		for _, st := range streams {
+			next, stop := iter.Pull2(st)
+			stops = append(stops, stop)
+			h := &head{next: next}
 			heads = append(heads, h)
 			if err := advance(h); err != nil {
-				yield(query.Record{}, err)
+				yield(zero, err)
 				return
 			}
 		}
 		for {
 			var best *head
 			for _, h := range heads {
-				if h.ok && (best == nil || newer(&h.rec, &best.rec)) {
+				if h.ok && (best == nil || before(&h.v, &best.v)) {
 					best = h
 				}
 			}
 			if best == nil {
 				return
 			}
-			if !yield(best.rec, nil) {
+			if !yield(best.v, nil) {
 				return
 			}
 			if err := advance(best); err != nil {
-				yield(query.Record{}, err)
+				yield(zero, err)
 				return
 			}
 		}

@@ -213,6 +213,7 @@ type parser struct {
 	toks  []token
 	i     int
 	depth int
+	audit bool // keys are audit columns (see parseAuditWhere)
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
@@ -234,9 +235,18 @@ func isKeyword(t token, kw string) bool {
 	return t.kind == tokWord && strings.EqualFold(t.text, kw)
 }
 
-// parseWhere compiles a --where expression into a query.Filter. An empty
-// expression (only spaces) is the zero Filter.
-func parseWhere(src string) (query.Filter, error) {
+// parseWhere compiles a --where expression on log records into a
+// query.Filter. An empty expression (only spaces) is the zero Filter.
+func parseWhere(src string) (query.Filter, error) { return parseWhereFor(src, false) }
+
+// parseAuditWhere compiles a --where expression on audit events: the keys
+// are the event's columns (actor, action, target, outcome, reason,
+// source_ip, request_id, id, seq, hash, prev_hash, time; any case, with or
+// without underscores); values are text except for seq (an integer) and
+// time (RFC 3339).
+func parseAuditWhere(src string) (query.Filter, error) { return parseWhereFor(src, true) }
+
+func parseWhereFor(src string, audit bool) (query.Filter, error) {
 	if strings.TrimSpace(src) == "" {
 		return query.Filter{}, nil
 	}
@@ -247,7 +257,7 @@ func parseWhere(src string) (query.Filter, error) {
 	if err != nil {
 		return query.Filter{}, err
 	}
-	p := &parser{src: src, toks: toks}
+	p := &parser{src: src, toks: toks, audit: audit}
 	f, err := p.parseOr()
 	if err != nil {
 		return query.Filter{}, err
@@ -389,6 +399,9 @@ var systemKeys = map[string]string{
 // compile builds the comparison key op value.
 func (p *parser) compile(k, op, v token) (query.Filter, error) {
 	cmp := ops[op.text]
+	if p.audit {
+		return p.compileAudit(k, cmp, v)
+	}
 	if k.kind == tokString {
 		return p.check(cmp(k.text, p.value(v)), v)
 	}
@@ -453,6 +466,37 @@ func (p *parser) compileColumn(col string, cmp cmpFunc, op, v token) (query.Filt
 		return p.check(cmp(col, t), v)
 	}
 	// Text columns: the value is text whatever it looks like.
+	return p.check(cmp(col, v.text), v)
+}
+
+// auditColumns maps the normalized keys of audit --where expressions to
+// the columns of audit events.
+var auditColumns = map[string]string{
+	"actor": "Actor", "action": "Action", "target": "Target", "outcome": "Outcome",
+	"reason": "Reason", "sourceip": "SourceIP", "requestid": "RequestID", "id": "ID",
+	"seq": "Seq", "hash": "Hash", "prevhash": "PrevHash", "time": query.ColTime,
+}
+
+// compileAudit builds a comparison on an audit column.
+func (p *parser) compileAudit(k token, cmp cmpFunc, v token) (query.Filter, error) {
+	col, ok := auditColumns[strings.ToLower(strings.ReplaceAll(k.text, "_", ""))]
+	if !ok {
+		return query.Filter{}, p.errorf(k, "%s is not an audit column (actor, action, target, outcome, reason, source_ip, request_id, id, seq, hash, prev_hash, time)", k.describe())
+	}
+	switch col {
+	case "Seq":
+		n, err := strconv.ParseInt(v.text, 10, 64)
+		if err != nil || v.kind != tokWord {
+			return query.Filter{}, p.errorf(v, "seq must be an integer, found %s", v.describe())
+		}
+		return p.check(cmp(col, n), v)
+	case query.ColTime:
+		t, err := time.Parse(time.RFC3339Nano, v.text)
+		if err != nil {
+			return query.Filter{}, p.errorf(v, "time must be an RFC 3339 time (2025-11-25T10:00:00Z), found %s", v.describe())
+		}
+		return p.check(cmp(col, t), v)
+	}
 	return p.check(cmp(col, v.text), v)
 }
 
