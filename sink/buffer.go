@@ -72,7 +72,9 @@ func (s *Sink) enqueue(pk string, entity []byte) error {
 	s.bufBytes += n
 	s.bufRecs++
 	s.c.enqueued.Add(1)
-	kick := !s.kicked && (len(s.pending) >= s.opts.BatchSize || s.pendingBytes >= maxPayload/2)
+	// A full transaction may be waiting: counting those the dispatcher
+	// carries over (a partial transaction it kept) with the new ones.
+	kick := !s.kicked && (len(s.pending)+s.carried >= s.opts.BatchSize || s.pendingBytes+s.carriedBytes >= maxPayload/2)
 	if kick {
 		s.kicked = true
 	}

@@ -149,6 +149,29 @@ func (d *dispatcher) send(all bool) {
 	clear(d.queue)
 	d.queue, d.keep = d.keep, d.queue[:0]
 	clear(d.open)
+	// The largest partial transaction kept (they are contiguous in the
+	// queue, one per partition) decides when new records may fill one.
+	carried, carriedBytes := 0, 0
+	for i := 0; i < len(d.queue); {
+		n, nb := 0, 0
+		for j := i; j < len(d.queue) && d.queue[j].pk == d.queue[i].pk; j++ {
+			n++
+			nb += len(d.queue[j].data)
+		}
+		carried, carriedBytes = max(carried, n), max(carriedBytes, nb)
+		i += n
+	}
+	s.mu.Lock()
+	s.carried, s.carriedBytes = carried, carriedBytes
+	kick := !s.kicked && len(s.pending) > 0 &&
+		(len(s.pending)+s.carried >= s.opts.BatchSize || s.pendingBytes+s.carriedBytes >= maxPayload/2)
+	if kick {
+		s.kicked = true
+	}
+	s.mu.Unlock()
+	if kick {
+		s.signal(s.kick)
+	}
 
 	for i, b := range d.batches {
 		if !d.seen[b.pk] {
