@@ -21,7 +21,8 @@ type batch struct {
 	pk      string
 	recs    []record
 	catalog bool // the first batch of its partition in this process
-	size    int  // estimated payload (wireSize)
+	size    int  // payload estimate: at least the sum of wireSize
+	exact   bool // size is the sum of wireSize
 }
 
 // maxPayload is the payload budget of one transaction: Azure's 4 MiB less a
@@ -111,7 +112,18 @@ func (d *dispatcher) send(all bool) {
 				break
 			}
 		}
-		ws := wireSize(r.data)
+		// Sizes are counted with a cheap upper bound (every byte escaped)
+		// until a transaction nears the limit; then exactly.
+		ws := 6*len(r.data) + opOverhead
+		if b != nil && b.size+ws > maxPayload {
+			if !b.exact {
+				b.size, b.exact = 0, true
+				for _, x := range b.recs {
+					b.size += wireSize(x.data)
+				}
+			}
+			ws = wireSize(r.data)
+		}
 		if b == nil || len(b.recs) >= s.opts.BatchSize || b.size+ws > maxPayload {
 			nb := s.newBatch(r.pk)
 			if b == nil {
@@ -192,7 +204,7 @@ func (s *Sink) newBatch(pk string) *batch {
 	if b == nil {
 		b = &batch{recs: make([]record, 0, s.opts.BatchSize)}
 	}
-	b.pk, b.recs, b.catalog, b.size = pk, b.recs[:0], false, 0
+	b.pk, b.recs, b.catalog, b.size, b.exact = pk, b.recs[:0], false, 0, false
 	return b
 }
 
