@@ -26,7 +26,11 @@ import (
 
 func TestMain(m *testing.M) { azurite.Main(m) }
 
-// buildBinary builds the command into dir with go build.
+// raceBuild is set when the tests run with -race (race_test.go).
+var raceBuild bool
+
+// buildBinary builds the command into dir with go build (-race when the
+// tests run with it).
 func buildBinary(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "tablelog")
@@ -37,7 +41,11 @@ func buildBinary(t *testing.T, dir string) string {
 	if _, err := os.Stat(gotool); err != nil {
 		gotool = "go"
 	}
-	out, err := exec.Command(gotool, "build", "-o", bin, ".").CombinedOutput()
+	args := []string{"build", "-o", bin}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command(gotool, append(args, ".")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -99,10 +107,15 @@ func (c *cli) environ() []string {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch {
-		case strings.HasPrefix(k, "TABLELOG_"), strings.HasPrefix(k, "AZURE_"), k == "NO_COLOR", k == "TZ", k == "TERM":
+		case strings.HasPrefix(k, "TABLELOG_"), strings.HasPrefix(k, "AZURE_"), k == "NO_COLOR", k == "TZ", k == "TERM", k == "GORACE":
 			continue
 		}
 		out = append(out, kv)
+	}
+	if raceBuild {
+		// No 1 s sleep at exit; a race found makes the exit code 66,
+		// which fails the test.
+		out = append(out, "GORACE=atexit_sleep_ms=0")
 	}
 	if c.cs != "" {
 		out = append(out, envConnectionString+"="+c.cs)

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -88,5 +91,30 @@ func testPrune(t *testing.T, bin string) {
 	r = c.mustRun(2, "prune", "--before", time.Now().Add(48*time.Hour).Format(time.DateOnly))
 	if !strings.Contains(r.stderr, "in the future") {
 		t.Errorf("future: %s", r.stderr)
+	}
+}
+
+// TestPruneProgress: with stderr a terminal, prune shows a progress line
+// that it erases when done.
+func TestPruneProgress(t *testing.T) {
+	env := azurite.Get(t)
+	tbl := env.NewTable(t)
+	s := newSeeder(t, tbl)
+	for i := range 120 {
+		s.zap("old", time.Date(2025, 10, 1, 0, 0, 0, i, time.UTC), zapcore.InfoLevel, "", "r")
+	}
+	s.flush()
+	var stdout, stderr bytes.Buffer
+	a := newApp(nil, &stdout, &stderr, envMap(map[string]string{envConnectionString: env.ConnectionString}))
+	a.isTerminal = func(w io.Writer) bool { return w == &stderr }
+	code := a.run(context.Background(), []string{"prune", "--logs-table", azurite.TableName(tbl), "--before", "2025-10-02"})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "\r\x1b[Kdeleting old_20251001 (1/1): 120 records") || !strings.HasSuffix(stderr.String(), "\r\x1b[K") {
+		t.Errorf("progress: %q", stderr.String())
+	}
+	if stdout.String() != "deleted old_20251001  120 records\npruned 1 day partition of 1 service, 120 records, before 2025-10-02\n" {
+		t.Errorf("stdout: %q", stdout.String())
 	}
 }

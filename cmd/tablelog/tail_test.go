@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -174,4 +176,50 @@ func testTailFollow(t *testing.T, bin string) {
 		t.Errorf("extra line: %q", l)
 	default:
 	}
+}
+
+func TestParseTimeArg(t *testing.T) {
+	now := time.Date(2025, 11, 25, 12, 0, 0, 0, time.UTC)
+	tests := map[string]time.Time{
+		"now":                       now,
+		"10m":                       now.Add(-10 * time.Minute),
+		"1h30m":                     now.Add(-90 * time.Minute),
+		"7d":                        now.AddDate(0, 0, -7),
+		"2w":                        now.AddDate(0, 0, -14),
+		"0s":                        now,
+		"2025-11-24":                time.Date(2025, 11, 24, 0, 0, 0, 0, time.UTC),
+		"2025-11-24T10:00:00Z":      time.Date(2025, 11, 24, 10, 0, 0, 0, time.UTC),
+		"2025-11-24T10:00:00+02:00": time.Date(2025, 11, 24, 8, 0, 0, 0, time.UTC),
+		"2025-11-24T10:00:00.5Z":    time.Date(2025, 11, 24, 10, 0, 0, 5e8, time.UTC),
+	}
+	for in, want := range tests {
+		got, err := parseTimeArg(in, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("parseTimeArg(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "yesterday", "-5m", "10", "d", "1.5d", "2025-11-24T10:00:00", "2025-13-01", "99999999d"} {
+		if got, err := parseTimeArg(bad, now); err == nil {
+			t.Errorf("parseTimeArg(%q) = %v, want an error", bad, got)
+		}
+	}
+}
+
+// TestInjectedClock runs the program in process with a fixed clock and
+// zone: relative times count from the clock, text times use the zone.
+func TestInjectedClock(t *testing.T) {
+	env := azurite.Get(t)
+	tbl := env.NewTable(t)
+	seedGolden(t, tbl)
+	var stdout, stderr bytes.Buffer
+	a := newApp(nil, &stdout, &stderr, envMap(map[string]string{envConnectionString: env.ConnectionString}))
+	a.now = func() time.Time { return midnight.Add(5 * time.Second) }
+	a.loc = time.FixedZone("UTC-3", -3*3600)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := a.run(ctx, []string{"query", "--logs-table", azurite.TableName(tbl), "--since", "4s", "--until", "1s", "--color", "never"})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	golden(t, "inprocess_clock.golden", stdout.Bytes())
 }
