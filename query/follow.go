@@ -152,6 +152,9 @@ func (f *follower) run(ctx context.Context, yield func(Record, error) bool) {
 			baseline = false
 		}
 		f.prune()
+		if f.r.afterPoll != nil {
+			f.r.afterPoll()
+		}
 		if !f.q.Until.IsZero() && !f.horizon.Before(f.q.Until) {
 			return
 		}

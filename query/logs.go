@@ -22,7 +22,9 @@ type Logs struct {
 	Service string
 	// Since and Until select records with Since <= Time < Until, to the
 	// nanosecond. The server narrows by the RowKey (the record ULID's
-	// millisecond); the exact bounds are applied on the client.
+	// millisecond); the exact bounds are applied on the client. (Time is
+	// stored at 100 ns precision: a Since taken from a finer in-memory time
+	// can exclude the record logged at that very instant.)
 	//
 	// A zero Until means "now" (and a little after, to tolerate writers
 	// whose clocks run ahead). A zero Since means "from the beginning": the

@@ -55,6 +55,8 @@ var _ Table = (*aztables.Client)(nil)
 type Reader struct {
 	table Table
 	now   func() time.Time // clock, replaceable by tests
+
+	afterPoll func() // test hook: called by Follow after each poll
 }
 
 // New returns a Reader over table, usually an *aztables.Client for the logs
