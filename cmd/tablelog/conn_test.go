@@ -5,8 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/tablelog/tablelog/internal/azurite"
 )
 
 const (
@@ -174,6 +181,102 @@ func TestCheckTableName(t *testing.T) {
 	for _, bad := range []string{"", "ab", "1logs", "logs-table", "logs/../x", "logs?sig=1", strings.Repeat("a", 64)} {
 		if err := checkTableName("logs-table", bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func init() {
+	e2eTests["connection_sas_and_bad_key"] = testConnections
+}
+
+// accountSAS signs an account SAS for the emulator's account.
+func accountSAS(t *testing.T, perms aztables.AccountSASPermissions) string {
+	t.Helper()
+	cred, err := aztables.NewSharedKeyCredential(azurite.AccountName, azurite.AccountKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qp, err := aztables.AccountSASSignatureValues{
+		Protocol:      aztables.SASProtocolHTTPSandHTTP,
+		StartTime:     time.Now().Add(-time.Hour).UTC(),
+		ExpiryTime:    time.Now().Add(time.Hour).UTC(),
+		Permissions:   perms.String(),
+		Services:      "t",
+		ResourceTypes: aztables.AccountSASResourceTypes{Object: true, Service: true, Container: true}.String(),
+	}.Sign(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return qp.Encode()
+}
+
+// testConnections reads through a SAS (token + --account-url, SAS URL, SAS
+// connection string) and checks that refused credentials fail with a clear
+// message and no secret.
+func testConnections(t *testing.T, bin string) {
+	env := azurite.Get(t)
+	if env.Real {
+		t.Skip("needs the emulator's account key")
+	}
+	tbl := env.NewTable(t)
+	seedGolden(t, tbl)
+	c := newCLI(t, bin, tbl, nil)
+	want := c.mustRun(0, "query", "--limit", "0", "-o", "json").stdout
+	if strings.Count(want, "\n") != 8 {
+		t.Fatalf("baseline: %q", want)
+	}
+	c.cs = ""
+	serviceURL := env.Proxy.ServiceURL
+	read := accountSAS(t, aztables.AccountSASPermissions{Read: true, List: true})
+	for _, args := range [][]string{
+		{"--sas", read, "--account-url", serviceURL},
+		{"--sas", "?" + read, "--account-url", serviceURL + "/"},
+		{"--sas", serviceURL + "?" + read},
+		{"--connection-string", "TableEndpoint=" + serviceURL + ";SharedAccessSignature=" + read},
+	} {
+		r := c.mustRun(0, append([]string{"query", "--limit", "0", "-o", "json"}, args...)...)
+		if r.stdout != want || r.stderr != "" {
+			t.Errorf("%v: stdout %d bytes, stderr %q", args[:2], len(r.stdout), r.stderr)
+		}
+	}
+	sig := regexp.MustCompile(`sig=([^&]+)`).FindStringSubmatch(read)[1]
+
+	// An add-only SAS cannot read: exit 1, a clear message, no signature.
+	addOnly := accountSAS(t, aztables.AccountSASPermissions{Add: true})
+	addSig := regexp.MustCompile(`sig=([^&]+)`).FindStringSubmatch(addOnly)[1]
+	r := c.mustRun(1, "query", "-s", "checkout", "--sas", serviceURL+"?"+addOnly)
+	if !strings.Contains(r.stderr, "not authorized") {
+		t.Errorf("add-only SAS: %s", r.stderr)
+	}
+	// A read SAS cannot prune.
+	r = c.mustRun(1, "prune", "--before", "2025-11-26", "--sas", serviceURL+"?"+read)
+	if !strings.Contains(r.stderr, "HTTP 403") {
+		t.Errorf("prune with a read SAS: %s", r.stderr)
+	}
+	// A wrong account key: exit 1, no key in the output.
+	wrongKey := "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nIQ=="
+	bad := "DefaultEndpointsProtocol=http;AccountName=" + azurite.AccountName + ";AccountKey=" + wrongKey + ";TableEndpoint=" + serviceURL + ";"
+	r = c.mustRun(1, "tail", "-s", "checkout", "--connection-string", bad)
+	if !strings.Contains(r.stderr, "not authorized") {
+		t.Errorf("wrong key: %s", r.stderr)
+	}
+	c.extra[envConnectionString] = bad
+	r2 := c.mustRun(1, "services")
+	for _, out := range []string{r.stdout + r.stderr, r2.stdout + r2.stderr} {
+		for _, secret := range []string{wrongKey, sig, addSig, azurite.AccountKey} {
+			if secret != "" && strings.Contains(out, secret) {
+				t.Errorf("output has a secret:\n%s", out)
+			}
+		}
+	}
+	delete(c.extra, envConnectionString)
+	// Nothing configured and no emulator on the default port: the notice,
+	// then a hint (the default port is free in CI; skip if not).
+	if ln, err := net.Listen("tcp", "127.0.0.1:10002"); err == nil {
+		ln.Close()
+		r = c.mustRun(1, "services")
+		if !strings.HasPrefix(r.stderr, "tablelog: no connection configured") || !strings.Contains(r.stderr, "is the emulator running?") {
+			t.Errorf("no emulator: %s", r.stderr)
 		}
 	}
 }
