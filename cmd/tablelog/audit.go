@@ -32,7 +32,13 @@ Usage: tablelog audit ls|verify|export [flags]
 	verify   check the hash chain of a trail; exit 1 on any break
 	export   write events as JSON lines or CSV, oldest first, for reviewers
 
-Run 'tablelog audit <subcommand> --help' for its flags and examples.
+Examples:
+
+	tablelog audit ls -s billing --actor alice --since 7d
+	tablelog audit verify -s billing
+	tablelog audit export -s billing --since 2025-11-01 -o csv > billing.csv
+
+Run 'tablelog audit <subcommand> --help' for its flags and more examples.
 `
 
 func (a *app) audit(ctx context.Context, args []string) error {
