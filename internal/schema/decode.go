@@ -34,7 +34,8 @@ type Entity struct {
 	// Edm.DateTime time.Time (UTC), Edm.Binary []byte, Edm.Guid string.
 	// Fields from the Extra column carry JSON types (string, bool, float64,
 	// int64 for integral numbers, []any, map[string]any); a key that is
-	// already taken gets "#2", "#3", … appended.
+	// already taken gets "#2", "#3", … appended. Nil when the entity has
+	// no fields.
 	Fields map[string]any
 
 	// Truncated counts values cut short or left out when the entity was written.
@@ -146,6 +147,9 @@ func Decode(raw []byte) (Entity, error) {
 				setPath(ent.Fields, it.K, decodeJSONValue(it.V), true)
 			}
 		}
+	}
+	if len(ent.Fields) == 0 {
+		ent.Fields = nil
 	}
 	return ent, nil
 }
