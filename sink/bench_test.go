@@ -3,8 +3,10 @@ package sink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"testing"
 	"time"
 
@@ -33,36 +35,6 @@ var (
 	benchTime = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 )
 
-func zapFields() []zap.Field {
-	return []zap.Field{
-		zap.Int("int", 42),
-		zap.String("user", "alice@example.com"),
-		zap.String("method", "GET"),
-		zap.String("path", "/api/v1/orders/12345"),
-		zap.Duration("elapsed", 1234567*time.Nanosecond),
-		zap.Int64("bytes", 1<<40),
-		zap.Bool("cached", true),
-		zap.Float64("ratio", 0.8125),
-		zap.Time("at", benchTime),
-		zap.Error(benchErr),
-	}
-}
-
-func slogAttrs() []slog.Attr {
-	return []slog.Attr{
-		slog.Int("int", 42),
-		slog.String("user", "alice@example.com"),
-		slog.String("method", "GET"),
-		slog.String("path", "/api/v1/orders/12345"),
-		slog.Duration("elapsed", 1234567*time.Nanosecond),
-		slog.Int64("bytes", 1<<40),
-		slog.Bool("cached", true),
-		slog.Float64("ratio", 0.8125),
-		slog.Time("at", benchTime),
-		slog.Any("error", benchErr),
-	}
-}
-
 // benchSink is a Sink on nopTable that never blocks the benchmark.
 func benchSink(b *testing.B) *Sink {
 	s, err := New(nopTable{}, Options{Service: "bench", BufferBytes: 256 << 20, ErrorHandler: func(error) {}})
@@ -76,10 +48,11 @@ func benchSink(b *testing.B) *Sink {
 // BenchmarkCore compares Sink.Core with zap's JSON core writing to
 // io.Discard, for a message with 10 fields.
 func BenchmarkCore(b *testing.B) {
-	run := func(b *testing.B, core zapcore.Core) {
+	var res [2]benchResult
+	run := func(b *testing.B, core zapcore.Core, r *benchResult) {
 		l := zap.New(core)
 		b.ReportAllocs()
-		b.ResetTimer()
+		m := startMeasure()
 		for b.Loop() {
 			l.Info("request handled",
 				zap.Int("int", 42),
@@ -94,24 +67,27 @@ func BenchmarkCore(b *testing.B) {
 				zap.Error(benchErr),
 			)
 		}
+		m.stop(b, r)
 	}
 	b.Run("zap-json", func(b *testing.B) {
 		enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-		run(b, zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zapcore.DebugLevel))
+		run(b, zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zapcore.DebugLevel), &res[0])
 	})
 	b.Run("tablelog", func(b *testing.B) {
-		run(b, benchSink(b).Core(zapcore.DebugLevel))
+		run(b, benchSink(b).Core(zapcore.DebugLevel), &res[1])
 	})
+	compare("Core", "zap-json", res, 1.25)
 }
 
 // BenchmarkHandler compares Sink.Handler with slog.NewJSONHandler writing
 // to io.Discard, for a message with 10 attributes.
 func BenchmarkHandler(b *testing.B) {
-	run := func(b *testing.B, h slog.Handler) {
+	var res [2]benchResult
+	run := func(b *testing.B, h slog.Handler, r *benchResult) {
 		l := slog.New(h)
 		ctx := context.Background()
 		b.ReportAllocs()
-		b.ResetTimer()
+		m := startMeasure()
 		for b.Loop() {
 			l.LogAttrs(ctx, slog.LevelInfo, "request handled",
 				slog.Int("int", 42),
@@ -126,11 +102,40 @@ func BenchmarkHandler(b *testing.B) {
 				slog.Any("error", benchErr),
 			)
 		}
+		m.stop(b, r)
 	}
 	b.Run("slog-json", func(b *testing.B) {
-		run(b, slog.NewJSONHandler(io.Discard, nil))
+		run(b, slog.NewJSONHandler(io.Discard, nil), &res[0])
 	})
 	b.Run("tablelog", func(b *testing.B) {
-		run(b, benchSink(b).Handler(nil))
+		run(b, benchSink(b).Handler(nil), &res[1])
 	})
+	compare("Handler", "slog-json", res, 1.0)
+}
+
+// benchResult is a sub-benchmark's last result, for the comparison line.
+type benchResult struct{ ns, allocs float64 }
+
+type measure struct{ m runtime.MemStats }
+
+func startMeasure() *measure {
+	m := &measure{}
+	runtime.ReadMemStats(&m.m)
+	return m
+}
+
+func (m *measure) stop(b *testing.B, r *benchResult) {
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	r.ns = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	r.allocs = float64(after.Mallocs-m.m.Mallocs) / float64(b.N)
+}
+
+// compare prints tablelog's result against the baseline's, from the same run.
+func compare(name, baseline string, res [2]benchResult, target float64) {
+	if res[0].ns == 0 || res[1].ns == 0 {
+		return
+	}
+	fmt.Printf("%s: tablelog %.0f ns/op = %.2fx %s (%.0f ns/op, target <= %.2fx); %.1f allocs/op vs %.1f\n",
+		name, res[1].ns, res[1].ns/res[0].ns, baseline, res[0].ns, target, res[1].allocs, res[0].allocs)
 }

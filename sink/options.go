@@ -69,6 +69,8 @@ type Options struct {
 	// not yet stored (the bytes of their encoded entities, including those
 	// in transactions being sent or retried). Default 64 MiB. A single
 	// record larger than BufferBytes is accepted when the buffer is empty.
+	// Beyond it the sink holds a fixed amount: up to 2 MiB of blocks kept
+	// for reuse and the request bodies of the transactions in flight.
 	BufferBytes int
 
 	// Overflow is the policy when the buffer is full: Block (default) or
@@ -95,7 +97,8 @@ type Options struct {
 	// failures while they are being retried, records dropped or refused.
 	// It is called from the sink's goroutines, and for drops and refusals
 	// from the logging goroutine, never with a lock held; it must be safe
-	// for concurrent use and must not log through this Sink. Reports of
+	// for concurrent use and must not log through this Sink nor call its
+	// Flush or Close (it may run while a transaction is pending). Reports of
 	// transient failures, drops and refusals are rate-limited (one a
 	// second per kind, with a count of those left out); the error wraps an
 	// *OpError where a request failed. Default: one line on os.Stderr, at most one per
