@@ -191,19 +191,19 @@ func New(table Table, opts Options) (*Sink, error) {
 
 // Stats returns a snapshot of the counters. It is safe to call at any time.
 func (s *Sink) Stats() Stats {
-	s.mu.Lock()
+	s.mu.Lock() // the record counts change under s.mu: a consistent snapshot
 	st := Stats{BufferedRecords: s.bufRecs, BufferedBytes: s.bufBytes}
-	s.mu.Unlock()
 	st.Enqueued = s.c.enqueued.Load()
 	st.Written = s.c.written.Load()
+	st.FailedRecords = s.c.failedRecords.Load()
 	st.Dropped = s.c.dropped.Load()
 	st.Rejected = s.c.rejected.Load()
+	s.mu.Unlock()
 	st.Repaired = s.c.repaired.Load()
 	st.Truncated = s.c.truncated.Load()
 	st.Replaced = s.c.replaced.Load()
 	st.Retries = s.c.retries.Load()
 	st.FailedBatches = s.c.failedBatches.Load()
-	st.FailedRecords = s.c.failedRecords.Load()
 	st.CatalogWrites = s.c.catalogWrites.Load()
 	return st
 }
