@@ -19,7 +19,8 @@ import (
 // are handled in the background, see Sink). It never retains the fields.
 // Entries above ErrorLevel (DPanic, Panic, Fatal) are flushed before Write
 // returns, bounded by Options.SyncTimeout, so they are stored before zap
-// panics or exits. Sync flushes the whole Sink, bounded by SyncTimeout.
+// panics or exits; if that fails, Write returns the flush's
+// *DeliveryError. Sync flushes the whole Sink, bounded by SyncTimeout.
 //
 // Each entry becomes one entity: Time, Level ("info", …), Severity (debug
 // -4, info 0, warn 4, error 8, dpanic 12, panic 16, fatal 20), Msg, Logger
@@ -100,9 +101,9 @@ func (c *core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 	}
 	err := s.put(st, pk)
 	if ent.Level > zapcore.ErrorLevel && err == nil {
-		// DPanic, Panic and Fatal: store it before zap panics or exits.
-		// The error, if any, went to the ErrorHandler in the background.
-		_ = c.Sync()
+		// DPanic, Panic and Fatal: store it before zap panics or exits;
+		// if that fails, zap prints the error to its ErrorOutput.
+		err = c.Sync()
 	}
 	return err
 }
