@@ -177,7 +177,8 @@ func tokenize(s string) ([]token, error) {
 	return out, nil
 }
 
-// readString reads a quoted literal at the start of s (” is a quote).
+// readString reads a quoted literal at the start of s (a doubled quote is
+// one quote character).
 func readString(s string) (string, int, error) {
 	var b strings.Builder
 	for i := 1; i < len(s); i++ {
