@@ -79,8 +79,10 @@ func TestFourWritersTenThousandEvents(t *testing.T) {
 	const n, writers, perWriter = 10000, 4, 32
 	var ws []*Writer
 	for range writers {
-		// Each writer gets its own client, like a separate process.
-		ws = append(ws, newWriter(t, env(t).Table(t, tableName(t, tbl)), Options{Key: key}))
+		// Each writer gets its own client, like a separate process; straight
+		// to Azurite, to spare the race detector the proxy's parsing of 10,000
+		// entities (the other tests go through the strict proxy).
+		ws = append(ws, newWriter(t, env(t).DirectTable(t, tableName(t, tbl)), Options{Key: key}))
 	}
 	all := make([][]Event, writers)
 	var wg sync.WaitGroup
@@ -102,7 +104,27 @@ func TestFourWritersTenThousandEvents(t *testing.T) {
 	if conflicts == 0 {
 		t.Error("no conflicts between four writers: the test does not exercise the claims")
 	}
-	checkChain(t, tbl, got, key)
+	// The events Record returned form one chain 1..n …
+	bySeq := make([]*Event, n+1)
+	for i := range got {
+		e := &got[i]
+		if e.Seq < 1 || e.Seq > n || bySeq[e.Seq] != nil {
+			t.Fatalf("seq %d returned twice or out of range", e.Seq)
+		}
+		bySeq[e.Seq] = e
+	}
+	for s := 2; s <= n; s++ {
+		if bySeq[s].PrevHash != bySeq[s-1].Hash {
+			t.Fatalf("returned event %d does not link to %d", s, s-1)
+		}
+	}
+	// … and the stored trail verifies clean with that chain's head, so it
+	// holds exactly these events (a different event anywhere would change
+	// every later hash).
+	rep := verify(t, tbl, VerifyOptions{Key: key, ExpectedHead: Head{Seq: n, Hash: bySeq[n].Hash}})
+	if !rep.OK() || rep.Checked != n || rep.Head.Seq != n {
+		t.Fatalf("Verify: checked %d, head %d, breaks %v", rep.Checked, rep.Head.Seq, rep.Breaks)
+	}
 }
 
 // Behaviour 3: insert-only, with an add-only SAS for inserts and a
