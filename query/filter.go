@@ -500,8 +500,8 @@ func rowKeyFilter(pk, lo, hi string, extra Filter) (string, error) {
 		return "", f.err
 	}
 	if f.cmp > MaxComparisons {
-		return "", fmt.Errorf("tablelog/query: %w: the filter has %d comparisons; Azure Table Storage allows %d per query (including the reader's own %d)",
-			ErrInvalidQuery, f.cmp, MaxComparisons, len(parts))
+		return "", fmt.Errorf("tablelog/query: %w: the filter has %d comparisons (%d of them the reader's key conditions); Azure Table Storage allows %d per query",
+			ErrInvalidQuery, f.cmp, len(parts), MaxComparisons)
 	}
 	return f.expr, nil
 }

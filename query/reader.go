@@ -77,10 +77,13 @@ type Record struct {
 	Service  string // the service the record was written under
 	ID       ulid.ULID
 	// Fields holds the record's fields by their original keys; slog groups
-	// and zap namespaces are nested map[string]any. Values are string,
-	// bool, int64, int32, float64, time.Time, []byte, or for arrays and
-	// objects the decoded JSON (see schema.Entity). Nil when the record has
-	// no fields.
+	// and zap namespaces are nested map[string]any. Values by column type:
+	// string, bool, int64 (every integer), float64, time.Time (UTC),
+	// []byte; arrays and objects, which the writer stores as JSON text,
+	// come back as that text. Fields the writer had to put in its overflow
+	// column (past the property limit, or a repeated name) carry JSON
+	// types ([]any, map[string]any, float64, int64), and a repeated key
+	// gets "#2", "#3", … appended. Nil when the record has no fields.
 	Fields map[string]any
 	// Truncated counts the values the writer had to cut short or leave out
 	// to fit the entity limit (0 normally).

@@ -7,11 +7,20 @@ package query
 //   - scanEntities: newest-first, page-by-page read of a sequence of
 //     partitions with RowKey bounds, a server filter, $select, a Limit that
 //     shrinks $top, prompt cancellation and error mapping.
-//   - dayPartitions: the partition keys "<prefix>_<yyyyMMdd>" of the UTC
-//     days from until back to since (optionally pruned by the catalog).
+//   - dayPartitions: pk(day) for every UTC day from until back to since.
+//   - (*Reader).catalogDays (services.go): the days the catalog partition
+//     lists for a service in [from, to), ascending.
+//   - (*Reader).logPartitions (logs.go): the log walk's partitions: every
+//     day of DefaultWindow, then older days from the catalog, lazily.
+//   - rowKeyBounds (logs.go): schema.RowKeyRange with open ends left out
+//     and a sub-millisecond until rounded up.
 //   - rowKeyFilter (filter.go): "PartitionKey eq … and RowKey ge … and
-//     RowKey lt … and (extra)", with the 15-comparison check.
-//   - mapError (errors.go): *azcore.ResponseError → *Error with a sentinel.
+//     RowKey lt … and extra", with the 15-comparison check.
+//   - mapError (errors.go): *azcore.ResponseError → *Error with a sentinel;
+//     invalid (errors.go): an ErrInvalidQuery error.
+//
+// The signatures of scanEntities, scan, acceptFunc, dayPartitions and
+// catalogDays are relied on by audit.go: change them only together.
 //
 // An audit reader whose partitions are "<service>_<yyyyMMdd>" and whose
 // RowKeys sort newest first can be written as
