@@ -74,7 +74,7 @@ const (
 const (
 	ColTime      = columnMark + schema.ColTime      // Edm.DateTime: the record's time
 	ColLevel     = columnMark + schema.ColLevel     // Edm.String: the level's name
-	ColSeverity  = columnMark + schema.ColSeverity  // Edm.Int32 on slog's scale; compare with int32 values
+	ColSeverity  = columnMark + schema.ColSeverity  // Edm.Int32 on slog's scale; any Go integer compares as Edm.Int32
 	ColMsg       = columnMark + schema.ColMsg       // Edm.String: the message
 	ColLogger    = columnMark + schema.ColLogger    // Edm.String: zap's logger name
 	ColCaller    = columnMark + schema.ColCaller    // Edm.String: "file:line"
