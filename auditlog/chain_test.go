@@ -149,10 +149,14 @@ func TestAddOnlySAS(t *testing.T) {
 		t.Fatalf("Record with an add-only client and no ReadTable: %v", err)
 	}
 
-	w := newWriter(t, addOnly, Options{ReadTable: e.Table(t, name)})
+	readOnly := readOnlyTable(t, e, name)
+	if _, err := readOnly.AddEntity(ctx, []byte(`{"PartitionKey":"x","RowKey":"y"}`), nil); err == nil {
+		t.Fatal("read-only client could add")
+	}
+	w := newWriter(t, addOnly, Options{ReadTable: readOnly})
 	got := record(t, w, 300, 16, ev)
 	// A second writer continues the same chain through add-only clients.
-	w2 := newWriter(t, e.AddOnlyTable(t, name), Options{ReadTable: e.Table(t, name)})
+	w2 := newWriter(t, e.AddOnlyTable(t, name), Options{ReadTable: readOnlyTable(t, e, name)})
 	got = append(got, record(t, w2, 50, 4, ev)...)
 	checkChain(t, tbl, got, nil)
 }
@@ -461,4 +465,34 @@ func TestRecordContextEndsInFlight(t *testing.T) {
 	if actions["queued"] != 0 || actions["in flight"] != 1 || actions["slow"] != 1 {
 		t.Fatalf("stored %v", actions)
 	}
+}
+
+// readOnlyTable returns a client for table name through the shared proxy
+// with an account SAS that only allows reading (ss=t, srt=co, sp=r); against
+// a real account without a key, the harness's client.
+func readOnlyTable(t *testing.T, e *azurite.Env, name string) *aztables.Client {
+	t.Helper()
+	if e.Real {
+		return e.Table(t, name)
+	}
+	cred, err := aztables.NewSharedKeyCredential(azurite.AccountName, azurite.AccountKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qp, err := aztables.AccountSASSignatureValues{
+		Protocol:      aztables.SASProtocolHTTPSandHTTP,
+		StartTime:     time.Now().Add(-time.Hour).UTC(),
+		ExpiryTime:    time.Now().Add(time.Hour).UTC(),
+		Permissions:   aztables.AccountSASPermissions{Read: true}.String(),
+		Services:      "t",
+		ResourceTypes: aztables.AccountSASResourceTypes{Container: true, Object: true}.String(),
+	}.Sign(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := aztables.NewServiceClientWithNoCredential(strings.TrimSuffix(e.Proxy.ServiceURL, "/")+"/?"+qp.Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc.NewClient(name)
 }

@@ -138,3 +138,24 @@ func TestAttrsJSON(t *testing.T) {
 		t.Fatalf("Attrs %q: %v", evs[0].Attrs, err)
 	}
 }
+
+// Large events: batches stay under the 4 MiB transaction limit (the strict
+// proxy rejects larger ones), counting the SDK's re-encoding of '<' as
+// "\u003c".
+func TestLargeEventsSplitBatches(t *testing.T) {
+	t.Parallel()
+	tbl := env(t).NewTable(t)
+	w := newWriter(t, tbl, Options{})
+	big := strings.Repeat("<", MaxTextChars) // 32 KiB here, 192 KiB on the wire
+	got := record(t, w, 80, 80, func(i int) Event {
+		e := ev(i)
+		e.Reason = big
+		e.Attrs = map[string]any{"blob": strings.Repeat("&", MaxTextChars-20)}
+		return e
+	})
+	st := w.Stats()
+	if st.Events != 80 || st.Transactions < 4 {
+		t.Fatalf("stats %+v: 80 events of ~400 KiB need at least 4 transactions", st)
+	}
+	checkChain(t, tbl, got, nil)
+}
