@@ -130,41 +130,14 @@ func parseField(rest string) ([]string, bool) {
 	return path, len(path) > 0
 }
 
-// maxFieldName is the longest encoded field name the writer stores as is;
-// longer names are shortened with a hash (see schema's Encoder).
-const maxFieldName = schema.MaxPropertyNameLen - 8
-
-// propertyName resolves a field reference to a property name.
+// propertyName resolves a field reference to a property name. Every key has
+// one: schema.EncodeName escapes keywords of the filter grammar and shortens
+// long names exactly as the writer does.
 func propertyName(field string) (string, error) {
-	name, err := resolveName(field)
-	if err != nil {
-		return "", err
-	}
-	if len(name) > maxFieldName {
-		return "", fmt.Errorf("field %.40q… has a %d-character property name; filters on fields with names this long are not supported", name, len(name))
-	}
-	if keywords[strings.ToLower(name)] {
-		// OData has no quoting for property names: a column named like an
-		// operator or a constant cannot be referenced in a filter.
-		return "", fmt.Errorf("a field whose property name is %q (an OData keyword) cannot be used in a filter", name)
-	}
-	return name, nil
-}
-
-// keywords are the words of the filter grammar (matched case-insensitively
-// by the service and by Azurite).
-var keywords = map[string]bool{
-	"eq": true, "ne": true, "gt": true, "ge": true, "lt": true, "le": true,
-	"and": true, "or": true, "not": true, "true": true, "false": true, "null": true,
+	return resolveName(field)
 }
 
 func resolveName(field string) (string, error) {
-	// Every byte of a key becomes at least one byte of its name: a key this
-	// long cannot have a name the writer keeps (and encoding it is wasted
-	// work).
-	if len(field) > maxFieldName+len(fieldMark)+8*5 {
-		return "", fmt.Errorf("field %.40q… is %d bytes long; filters on fields with names this long are not supported", field, len(field))
-	}
 	switch {
 	case strings.HasPrefix(field, columnMark):
 		name := field[len(columnMark):]

@@ -196,3 +196,35 @@ func validIdent(s string) bool {
 	}
 	return true
 }
+
+func TestEncodeNameMatchesEncoderColumns(t *testing.T) {
+	long := strings.Repeat("k", 400)
+	for _, key := range []string{long, "eq", "AND", "null", "user_id", "x_", "a.b"} {
+		var e Encoder
+		e.Reset("p", "r")
+		e.String(key, "v")
+		js := e.Finish()
+		var m map[string]any
+		if err := json.Unmarshal(js, &m); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m[EncodeName(key)]; !ok {
+			t.Errorf("EncodeName(%.20q) = %q is not a column of %s", key, EncodeName(key), js)
+		}
+	}
+	if n := EncodeName("eq"); n == "eq" || !validIdent(n) {
+		t.Errorf("OData keyword not escaped: %q", n)
+	}
+}
+
+func TestEncodeNameLinear(t *testing.T) {
+	// Quadratic escaping would take seconds here; linear takes microseconds.
+	key := strings.Repeat("é_", 16000)
+	var e Encoder
+	e.Reset("p", "r")
+	e.String(key, "v")
+	ent, err := Decode(e.Finish())
+	if err != nil || ent.Fields[key] != "v" {
+		t.Fatalf("long key did not round-trip: %v", err)
+	}
+}

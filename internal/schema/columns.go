@@ -29,11 +29,16 @@ const (
 	ColTruncated = "Truncated"
 )
 
-// reserved lists the property names no field may take, lower-cased.
+// reserved lists the property names no field may take, lower-cased. The
+// name encoder escapes the first character of a field named like one.
 var reserved = [...]string{
 	"partitionkey", "rowkey", "timestamp", "etag",
 	"time", "level", "severity", "msg", "logger", "caller", "stack",
 	"extra", "names", "truncated",
+	// The words of the OData filter grammar: a property named like one
+	// could not be referenced in a filter.
+	"eq", "ne", "gt", "ge", "lt", "le", "and", "or", "not", "true", "false", "null",
+	"datetime", "guid", "binary",
 }
 
 // Service limits of Azure Table Storage (and the Cosmos DB Table API).

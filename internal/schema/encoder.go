@@ -195,8 +195,7 @@ func (e *Encoder) OpenGroup(name string) {
 	e.plens = append(e.plens, len(e.prefix))
 	e.groups = append(e.groups, name)
 	start := len(e.prefix)
-	e.prefix = appendSegment(e.prefix, name, start == 0)
-	e.prefix = escapeTrailingUnderscore(e.prefix, start, '_')
+	e.prefix = appendSegment(e.prefix, name, start == 0, true)
 	e.prefix = append(e.prefix, '_', '_')
 }
 
@@ -278,18 +277,12 @@ func (e *Encoder) sysString(col, s string) {
 func (e *Encoder) begin(key string, follow bool) bool {
 	e.name = append(e.name[:0], e.prefix...)
 	start := len(e.prefix)
-	e.name = appendSegment(e.name, key, start == 0)
-	if start == 0 && isReserved(e.name) {
-		c := e.name[0]
-		e.tmp = append(e.tmp[:0], e.name[1:]...)
-		e.name = appendEscape(e.name[:0], rune(c))
-		e.name = append(e.name, e.tmp...)
+	e.name = appendSegment(e.name, key, start == 0, follow)
+	if start == 0 {
+		e.name = escapeReserved(e.name, 0)
 	}
-	if follow {
-		e.name = escapeTrailingUnderscore(e.name, 0, '_')
-	}
-	if len(e.name) > MaxPropertyNameLen-8 {
-		e.name = shortenName(e.name, 8)
+	if len(e.name) > maxColumnName {
+		e.name = shortenName(e.name, chunkSuffixRoom)
 		e.addName(e.name, key)
 	}
 	if e.nprops >= MaxProperties-metaProps {

@@ -24,11 +24,12 @@ import (
 //     '_', 'x', 'y' or 'z'; there it is written "_x5F_".
 //   - An empty segment is "_x_".
 //   - A leading digit is escaped ("1st" → "_x31_st"), and so is the first
-//     character of a name that equals a reserved name case-insensitively
-//     ("Msg" → "_x4D_sg").
-//   - A name longer than 255 characters is cut and ends in "_y" and 16
+//     character of a name that equals a reserved name case-insensitively:
+//     the system columns ("Msg" → "_x4D_sg") and the words of the filter
+//     grammar ("eq", "and", "null", …), which a filter could not name.
+//   - A name longer than 247 characters is cut and ends in "_y" and 16
 //     hex digits of its FNV-1a hash; the entity's Names column maps it to
-//     the original path.
+//     the original path. (8 characters stay free for a chunk suffix.)
 //   - A value too long for one column continues in columns "<name>_z1",
 //     "<name>_z2", … (see Encoder).
 //
@@ -41,8 +42,19 @@ const hexDigits = "0123456789ABCDEF"
 // (except that shortened names, over 255 characters, are told apart by a
 // 64-bit hash). It is safe for concurrent use.
 func EncodeName(path ...string) string {
-	return string(appendName(nil, path, false))
+	name := appendName(nil, path, false)
+	if len(name) > maxColumnName {
+		name = shortenName(name, chunkSuffixRoom)
+	}
+	return string(name)
 }
+
+// chunkSuffixRoom is what a name leaves free for a chunk suffix ("_z63");
+// names longer than maxColumnName are shortened.
+const (
+	chunkSuffixRoom = 8
+	maxColumnName   = MaxPropertyNameLen - chunkSuffixRoom
+)
 
 // appendName appends the encoded name of path to dst. follow reports
 // whether a suffix starting with '_' will be appended (a chunk suffix), so
@@ -50,37 +62,32 @@ func EncodeName(path ...string) string {
 func appendName(dst []byte, path []string, follow bool) []byte {
 	start := len(dst)
 	for i, seg := range path {
+		last := i == len(path)-1
 		if i > 0 {
-			dst = escapeTrailingUnderscore(dst, start, '_')
 			dst = append(dst, '_', '_')
 		}
-		dst = appendSegment(dst, seg, len(dst) == start)
+		dst = appendSegment(dst, seg, len(dst) == start, !last || follow)
 	}
-	if len(path) == 1 && isReserved(dst[start:]) {
-		// Escape the first character (always an ASCII letter here).
-		c := dst[start]
-		rest := append([]byte(nil), dst[start+1:]...)
-		dst = appendEscape(dst[:start], rune(c))
-		dst = append(dst, rest...)
-	}
-	if follow {
-		dst = escapeTrailingUnderscore(dst, start, '_')
+	if len(path) == 1 {
+		dst = escapeReserved(dst, start)
 	}
 	return dst
 }
 
-// literalUnderscore marks, within appendSegment, that the last byte written
-// is a literal '_' that may still need escaping.
-func escapeTrailingUnderscore(dst []byte, start int, next byte) []byte {
-	n := len(dst)
-	if n == start || dst[n-1] != '_' || !needsEscapeBefore(next) {
+// escapeReserved escapes the first character of dst[start:] when it is a
+// reserved name (always ASCII letters), so that "Msg" becomes "_x4D_sg".
+func escapeReserved(dst []byte, start int) []byte {
+	if !isReserved(dst[start:]) {
 		return dst
 	}
-	if isEscapeTerminator(dst[start:]) {
-		return dst
-	}
-	dst = dst[:n-1]
-	return append(dst, "_x5F_"...)
+	rest := string(dst[start+1:])
+	dst = appendEscape(dst[:start], rune(dst[start]))
+	return append(dst, rest...)
+}
+
+// escapeLiteral replaces the literal '_' ending dst with "_x5F_".
+func escapeLiteral(dst []byte) []byte {
+	return append(dst[:len(dst)-1], "_x5F_"...)
 }
 
 func needsEscapeBefore(c byte) bool {
@@ -118,22 +125,30 @@ func isEscapeTerminator(name []byte) bool {
 }
 
 // appendSegment appends one escaped path segment. first reports whether it
-// begins the property name (so a digit must be escaped).
-func appendSegment(dst []byte, seg string, first bool) []byte {
+// begins the property name (so a digit must be escaped); follow, whether
+// what comes after it starts with '_' (a separator or a suffix). It runs in
+// time linear in len(seg).
+func appendSegment(dst []byte, seg string, first, follow bool) []byte {
 	if seg == "" {
 		return append(dst, "_x_"...)
 	}
-	start := len(dst)
+	lit := false // the last byte written is a literal '_'
 	for i := 0; i < len(seg); {
 		c := seg[i]
 		switch {
 		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' && !(first && i == 0):
-			dst = escapeTrailingUnderscore(dst, start, c)
+			if lit && needsEscapeBefore(c) {
+				dst = escapeLiteral(dst)
+			}
 			dst = append(dst, c)
+			lit = false
 			i++
 		case c == '_':
-			dst = escapeTrailingUnderscore(dst, start, '_')
+			if lit {
+				dst = escapeLiteral(dst)
+			}
 			dst = append(dst, '_')
+			lit = true
 			i++
 		default:
 			r, size := utf8.DecodeRuneInString(seg[i:])
@@ -141,10 +156,16 @@ func appendSegment(dst []byte, seg string, first bool) []byte {
 				r = 0xDC00 + rune(c)
 				size = 1
 			}
-			dst = escapeTrailingUnderscore(dst, start, '_')
+			if lit {
+				dst = escapeLiteral(dst)
+			}
 			dst = appendEscape(dst, r)
+			lit = false
 			i += size
 		}
+	}
+	if lit && follow {
+		dst = escapeLiteral(dst)
 	}
 	return dst
 }
