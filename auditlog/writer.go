@@ -46,6 +46,17 @@ type Options struct {
 	// CommitTimeout bounds how long a batch is retried after transient
 	// errors before its Record calls fail (default 2 min).
 	CommitTimeout time.Duration
+	// NoCreateTable turns off creating the table before the first commit.
+	// By default, when the table given to New can create tables (an
+	// *aztables.Client can), the writer creates it once and treats "already
+	// exists" as success; a refused creation (a credential without that
+	// right) is ignored, and the inserts then say whether the table exists.
+	NoCreateTable bool
+}
+
+// tableCreator is the optional part of a Table that creates it.
+type tableCreator interface {
+	CreateTable(ctx context.Context, options *aztables.CreateTableOptions) (aztables.CreateTableResponse, error)
 }
 
 // ErrOutcomeUnknown is wrapped by Record's error when the event may or may
@@ -68,11 +79,12 @@ var ErrCorruptTrail = errors.New("auditlog: corrupt trail")
 // only while events are waiting. Create it with New; the zero Writer is not
 // usable.
 type Writer struct {
-	table Table
-	read  ReadTable
-	opts  Options
-	alg   string
-	gen   *schema.Generator
+	tableCreated atomic.Bool
+	table        Table
+	read         ReadTable
+	opts         Options
+	alg          string
+	gen          *schema.Generator
 
 	mu      sync.Mutex
 	queue   []*pending
@@ -221,8 +233,29 @@ func (w *Writer) run() {
 			return
 		}
 		w.mu.Unlock()
+		w.createTable()
 		w.commit(batch)
 	}
+}
+
+// createTable creates the table once, before the first commit (see
+// Options.NoCreateTable). Its errors are not fatal: the inserts report a
+// missing table precisely.
+func (w *Writer) createTable() {
+	c, ok := w.table.(tableCreator)
+	if !ok || w.opts.NoCreateTable || w.tableCreated.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.RequestTimeout)
+	defer cancel()
+	if _, err := c.CreateTable(ctx, nil); err == nil || isTableExists(err) {
+		w.tableCreated.Store(true)
+	}
+}
+
+func isTableExists(err error) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && (re.ErrorCode == string(aztables.TableAlreadyExists) || re.StatusCode == http.StatusConflict)
 }
 
 // maxBatchBytes is the payload budget of one transaction: the service's

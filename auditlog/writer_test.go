@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tablelog/tablelog/internal/azurite"
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
@@ -159,5 +160,33 @@ func TestLargeEventsSplitBatches(t *testing.T) {
 	}
 	if rep := verify(t, tbl, VerifyOptions{}); !rep.OK() || rep.Checked != 24 {
 		t.Fatalf("Verify: %+v", rep)
+	}
+}
+
+// TestCreatesTable: a Writer creates its table before the first commit,
+// unless NoCreateTable says not to.
+func TestCreatesTable(t *testing.T) {
+	env := azurite.Get(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	name := azurite.NewTableName()
+	tbl := env.Table(t, name)
+	t.Cleanup(func() { _, _ = tbl.Delete(context.Background(), nil) })
+	off := newWriter(t, tbl, Options{NoCreateTable: true})
+	if _, err := off.Record(ctx, Event{Actor: "a", Action: "x"}); err == nil {
+		t.Fatal("Record into a missing table with NoCreateTable succeeded")
+	}
+	w := newWriter(t, tbl, Options{})
+	if _, err := w.Record(ctx, Event{Actor: "a", Action: "x"}); err != nil {
+		t.Fatalf("Record did not create the table: %v", err)
+	}
+	// A second writer finds it existing: "already exists" is fine.
+	w2 := newWriter(t, tbl, Options{})
+	if _, err := w2.Record(ctx, Event{Actor: "b", Action: "y"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(entities(t, tbl)); got < 2 {
+		t.Fatalf("%d entities, want the 2 events", got)
 	}
 }
