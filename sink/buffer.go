@@ -154,18 +154,23 @@ func (s *Sink) finish(recs []record, ok bool, cause error) {
 			s.release(r.slab)
 		}
 		r.data, r.slab = nil, nil
-	}
-	s.bufRecs -= len(recs)
-	for i := 0; i < len(s.waiters); {
-		w := s.waiters[i]
-		for _, r := range recs {
+		covered := false
+		for _, w := range s.waiters {
 			if r.seq <= w.upto {
+				covered = true
 				w.remaining--
 				if !ok {
 					w.failed++
 				}
 			}
 		}
+		if !ok && !covered {
+			s.unreported++ // for the next Flush or Close to report
+		}
+	}
+	s.bufRecs -= len(recs)
+	for i := 0; i < len(s.waiters); {
+		w := s.waiters[i]
 		if w.remaining <= 0 {
 			close(w.done)
 			s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)

@@ -64,6 +64,7 @@ type Sink struct {
 	closed       bool
 	waiters      []*waiter
 	lastErr      error // last reason a record was given up on
+	unreported   int   // records given up on that no Flush or Close has reported yet
 
 	kick     chan struct{} // a full transaction is waiting
 	flushNow chan struct{} // send everything now
@@ -77,8 +78,8 @@ type Sink struct {
 
 	batchPool sync.Pool // *batch
 
-	tableMu    sync.Mutex
-	tableReady bool
+	tableSem   chan struct{} // held while creating the table (a channel, not a mutex: waiters can give up)
+	tableReady atomic.Bool
 
 	limitMu    sync.Mutex
 	limitLast  map[string]time.Time
@@ -176,8 +177,9 @@ func New(table Table, opts Options) (*Sink, error) {
 		stopped:    make(chan struct{}),
 		limitLast:  map[string]time.Time{},
 		limitCount: map[string]int{},
-		tableReady: o.NoCreateTable,
+		tableSem:   make(chan struct{}, 1),
 	}
+	s.tableReady.Store(o.NoCreateTable)
 	s.space = sync.NewCond(&s.mu)
 	s.pool.New = func() any { return newEncState(s) }
 	s.hardCtx, s.hardStop = context.WithCancel(context.Background())
@@ -223,17 +225,24 @@ func (s *Sink) partitionKey(t time.Time) string {
 // Flush sends every record enqueued before the call and waits until each is
 // stored or given up on. It returns nil when all are stored; otherwise a
 // *DeliveryError saying how many are not: given up on (rejected and not
-// repairable) or, when ctx ends first, still pending (they stay buffered and
-// are retried). Flush is safe for concurrent use, also during and after
-// Close.
+// repairable; including those given up on before the call that no earlier
+// Flush or Close reported) or, when ctx ends first, still pending (they stay
+// buffered and are retried). Flush is safe for concurrent use, also during
+// and after Close.
 func (s *Sink) Flush(ctx context.Context) error {
 	s.mu.Lock()
+	prior := s.unreported
+	s.unreported = 0
 	outstanding := s.bufRecs
 	if outstanding == 0 {
+		last := s.lastErr
 		s.mu.Unlock()
+		if prior > 0 {
+			return &DeliveryError{Op: "flush", Failed: prior, Err: last}
+		}
 		return nil
 	}
-	w := &waiter{upto: s.seq, remaining: outstanding, done: make(chan struct{})}
+	w := &waiter{upto: s.seq, remaining: outstanding, failed: prior, done: make(chan struct{})}
 	s.waiters = append(s.waiters, w)
 	s.mu.Unlock()
 	s.signal(s.flushNow)
@@ -264,7 +273,7 @@ func (s *Sink) Flush(ctx context.Context) error {
 // first, Close abandons the records not yet stored and returns a
 // *DeliveryError naming how many were not delivered; it returns once the
 // goroutines have stopped, shortly after ctx ends. Close also reports
-// records given up on while it ran. Calling Close again waits for the first
+// records given up on while it ran, and earlier ones no Flush reported. Calling Close again waits for the first
 // call and returns nil.
 func (s *Sink) Close(ctx context.Context) error {
 	s.closeMu.Lock()
@@ -277,8 +286,10 @@ func (s *Sink) Close(ctx context.Context) error {
 	defer s.closeMu.Unlock()
 	defer close(s.stopped)
 
-	failedBefore := s.c.failedRecords.Load()
 	s.mu.Lock()
+	failedBefore := s.c.failedRecords.Load()
+	prior := s.unreported
+	s.unreported = 0
 	s.closed = true
 	s.space.Broadcast()
 	s.mu.Unlock()
@@ -303,7 +314,10 @@ func (s *Sink) Close(ctx context.Context) error {
 		s.finish(left, false, context.Canceled)
 	}
 
-	failed := int(s.c.failedRecords.Load() - failedBefore)
+	s.mu.Lock()
+	failed := prior + int(s.c.failedRecords.Load()-failedBefore)
+	s.unreported = 0 // reported here
+	s.mu.Unlock()
 	if failed == 0 {
 		return nil
 	}

@@ -231,9 +231,16 @@ func (s *Sink) worker() {
 // Options.NoCreateTable. A failure other than "already exists" is reported
 // and writing goes ahead (the table may exist; writes will tell).
 func (s *Sink) ensureTable() {
-	s.tableMu.Lock()
-	defer s.tableMu.Unlock()
-	if s.tableReady {
+	if s.tableReady.Load() {
+		return
+	}
+	select {
+	case s.tableSem <- struct{}{}:
+	case <-s.hardCtx.Done():
+		return
+	}
+	defer func() { <-s.tableSem }()
+	if s.tableReady.Load() {
 		return
 	}
 	for attempt := 0; ; attempt++ {
@@ -243,7 +250,7 @@ func (s *Sink) ensureTable() {
 		e := classify("CreateTable", err, s.hardCtx)
 		switch {
 		case e == nil, e.class == exists:
-			s.tableReady = true
+			s.tableReady.Store(true)
 			return
 		case e.class == transient:
 			s.c.retries.Add(1)
@@ -254,7 +261,7 @@ func (s *Sink) ensureTable() {
 		case e.class == aborted:
 			return
 		default:
-			s.tableReady = true
+			s.tableReady.Store(true)
 			s.opts.ErrorHandler(fmt.Errorf("sink: cannot create the table (set Options.NoCreateTable if the credentials may not): %w", e))
 			return
 		}
@@ -303,9 +310,7 @@ func (w *txWriter) store(recs []record, uncertain bool) {
 		case denied:
 			if e.StatusCode == http.StatusNotFound && !s.opts.NoCreateTable && attempt == 0 {
 				// The table is missing (deleted under us?): create it again.
-				s.tableMu.Lock()
-				s.tableReady = false
-				s.tableMu.Unlock()
+				s.tableReady.Store(false)
 				s.ensureTable()
 				continue
 			}

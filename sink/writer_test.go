@@ -480,3 +480,24 @@ func (c fixedClock) Now() time.Time                         { return c.t }
 func (c fixedClock) NewTicker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
 
 func slogRecord(msg string) slog.Record { return slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0) }
+
+func TestFatalFlushFailureReturned(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeTable()
+		var o outage
+		o.on.Store(true)
+		f.fail = o.fail
+		s, _ := newSink(t, f, Options{SyncTimeout: 2 * time.Second, MaxRetryInterval: 100 * time.Millisecond})
+		c := s.Core(zapcore.InfoLevel)
+		start := time.Now()
+		err := c.Write(zapcore.Entry{Level: zapcore.FatalLevel, Message: "fatal", Time: time.Now()}, nil)
+		var de *DeliveryError
+		if !errors.As(err, &de) || de.Pending != 1 || time.Since(start) != 2*time.Second {
+			t.Fatalf("Write: %v after %v", err, time.Since(start))
+		}
+		if err := c.Write(zapcore.Entry{Level: zapcore.ErrorLevel, Message: "error", Time: time.Now()}, nil); err != nil {
+			t.Fatalf("Error-level Write waited for the network: %v", err)
+		}
+		o.on.Store(false)
+	})
+}
