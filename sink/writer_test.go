@@ -501,3 +501,28 @@ func TestFatalFlushFailureReturned(t *testing.T) {
 		o.on.Store(false)
 	})
 }
+
+func TestFlushReportsEarlierFailuresOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeTable()
+		f.fail = func(c fakeCall) error {
+			if c.Op == "SubmitTransaction" {
+				return respError(http.StatusForbidden, "AuthorizationPermissionMismatch", nil)
+			}
+			return nil
+		}
+		s, _ := newSink(t, f, Options{BatchSize: 10})
+		writeN(t, s, 10, "m")
+		synctest.Wait() // given up on before any Flush
+		if st := s.Stats(); st.FailedRecords != 10 || st.BufferedRecords != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+		var de *DeliveryError
+		if err := s.Flush(context.Background()); !errors.As(err, &de) || de.Failed != 10 {
+			t.Fatalf("first Flush: %v", err)
+		}
+		if err := s.Flush(context.Background()); err != nil {
+			t.Fatalf("second Flush reported again: %v", err)
+		}
+	})
+}
