@@ -54,18 +54,7 @@ func BenchmarkCore(b *testing.B) {
 		b.ReportAllocs()
 		m := startMeasure()
 		for b.Loop() {
-			l.Info("request handled",
-				zap.Int("int", 42),
-				zap.String("user", "alice@example.com"),
-				zap.String("method", "GET"),
-				zap.String("path", "/api/v1/orders/12345"),
-				zap.Duration("elapsed", 1234567*time.Nanosecond),
-				zap.Int64("bytes", 1<<40),
-				zap.Bool("cached", true),
-				zap.Float64("ratio", 0.8125),
-				zap.Time("at", benchTime),
-				zap.Error(benchErr),
-			)
+			l.Info("request handled", benchFields(42)...)
 		}
 		m.stop(b, r)
 	}
