@@ -228,3 +228,16 @@ func TestEncodeNameLinear(t *testing.T) {
 		t.Fatalf("long key did not round-trip: %v", err)
 	}
 }
+
+func TestAppendTime7MatchesLayout(t *testing.T) {
+	for _, ts := range []time.Time{
+		time.Date(1601, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(2026, 11, 25, 12, 3, 4, 123456789, time.FixedZone("x", 5*3600)),
+		time.Unix(0, 0),
+	} {
+		if got, want := string(appendTime7(nil, ts)), ts.UTC().Format(timeLayout); got != want {
+			t.Errorf("appendTime7(%v) = %s, want %s", ts, got, want)
+		}
+	}
+}

@@ -215,6 +215,7 @@ type Generator struct {
 	mu      sync.Mutex
 	entropy *ulid.MonotonicEntropy
 	last    ulid.ULID
+	rand    [10]byte
 }
 
 // NewGenerator returns a Generator seeded from crypto/rand. A nil reader means
@@ -236,7 +237,12 @@ func (g *Generator) New(t time.Time) ulid.ULID {
 	if lastMs := g.last.Time(); ms < lastMs {
 		ms = lastMs
 	}
-	id, err := ulid.New(ms, g.entropy)
+	// Built from g.rand, which lives with g: a local passed to the entropy's
+	// io.Reader would escape, and ulid.New allocates likewise.
+	err := g.entropy.MonotonicRead(ms, g.rand[:])
+	var id ulid.ULID
+	_ = id.SetTime(ms)
+	copy(id[6:], g.rand[:])
 	if err != nil || id.Compare(g.last) <= 0 {
 		// Entropy overflow within one millisecond: step to the next one.
 		id = g.last

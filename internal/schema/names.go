@@ -183,13 +183,24 @@ func appendEscape(dst []byte, r rune) []byte {
 }
 
 func isReserved(name []byte) bool {
-	for _, r := range reserved {
-		if len(r) == len(name) && equalFoldASCII(name, r) {
+	if len(name) >= len(reservedByLen) {
+		return false
+	}
+	for _, r := range reservedByLen[len(name)] {
+		if equalFoldASCII(name, r) {
 			return true
 		}
 	}
 	return false
 }
+
+// reservedByLen indexes the reserved names by length (all are shorter than 16).
+var reservedByLen = func() (t [16][]string) {
+	for _, r := range reserved {
+		t[len(r)] = append(t[len(r)], r)
+	}
+	return t
+}()
 
 func equalFoldASCII(b []byte, lower string) bool {
 	for i := 0; i < len(b); i++ {
