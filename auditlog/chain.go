@@ -116,7 +116,7 @@ func (w *Writer) openDay(ctx context.Context, pos chainPos) error {
 		return nil
 	}
 	now := w.opts.Now().UTC()
-	if err := w.add(ctx, schema.AppendAuditCatalogEntity(nil, w.opts.Service, pos.open)); err != nil {
+	if err := w.add(ctx, schema.AppendCatalogEntity(nil, w.opts.Service, pos.open)); err != nil {
 		if k, _ := classify(err); k != kindConflict {
 			return err
 		}

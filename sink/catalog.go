@@ -26,7 +26,7 @@ func catalogEntity(pk string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return schema.AppendAuditCatalogEntity(nil, service, day), nil
+	return schema.AppendCatalogEntity(nil, service, day), nil
 }
 
 // writeCatalog records partition pk in the catalog, retrying transient

@@ -49,7 +49,7 @@ func TestCatalog(t *testing.T) {
 		rk := c["RowKey"].(string)
 		rks = append(rks, rk)
 		service, day, _, err := schema.ParsePartitionKey(rk)
-		if err != nil || c[schema.AuditCatalogColService] != service || c[schema.AuditCatalogColDay] != day.Format(schema.DayLayout) {
+		if err != nil || c[schema.CatalogColService] != service || c[schema.CatalogColDay] != day.Format(schema.DayLayout) {
 			t.Errorf("catalog entity %v (%v)", c, err)
 		}
 	}

@@ -42,14 +42,14 @@ const (
 	AuditColSeal      = "Seal"      // seals only: "yyyyMMdd", the day the chain continues in
 )
 
-// The audit table's catalog: like the logs table's, partition
+// The catalog, in the logs table and in the audit table alike: partition
 // CatalogPartition holds one entity per service and day, RowKey the day's
-// PartitionKey, with the columns Service and Day ("yyyyMMdd"). An audit
-// writer inserts it before the first event of the day, so the catalog
-// lists every day partition of the trail.
+// PartitionKey, with the columns Service and Day ("yyyyMMdd"). The sink
+// inserts it at its first write into a day; an audit writer before the
+// first event of the day, so the catalog lists every day partition.
 const (
-	AuditCatalogColService = "Service"
-	AuditCatalogColDay     = "Day"
+	CatalogColService = "Service"
+	CatalogColDay     = "Day"
 )
 
 // AuditGenesisRowKey is the RowKey, in the audit table's CatalogPartition,
@@ -60,8 +60,9 @@ const (
 // ("<service>_<yyyyMMdd>"), and readers of the catalog ignore it.
 func AuditGenesisRowKey(service string) string { return service + "~genesis" }
 
-// AppendAuditCatalogEntity appends the catalog entity of service's day.
-func AppendAuditCatalogEntity(dst []byte, service string, day time.Time) []byte {
+// AppendCatalogEntity appends the catalog entity of service's day (logs
+// and audit tables alike).
+func AppendCatalogEntity(dst []byte, service string, day time.Time) []byte {
 	return appendAuditCatalog(dst, PartitionKey(service, day), service, day)
 }
 
@@ -76,9 +77,9 @@ func appendAuditCatalog(dst []byte, rk, service string, day time.Time) []byte {
 	dst, _, _, _ = appendJSONString(dst, CatalogPartition, math.MaxInt)
 	dst = append(dst, `,"RowKey":`...)
 	dst, _, _, _ = appendJSONString(dst, rk, math.MaxInt)
-	dst = append(dst, `,"`+AuditCatalogColService+`":`...)
+	dst = append(dst, `,"`+CatalogColService+`":`...)
 	dst, _, _, _ = appendJSONString(dst, service, math.MaxInt)
-	dst = append(dst, `,"`+AuditCatalogColDay+`":"`...)
+	dst = append(dst, `,"`+CatalogColDay+`":"`...)
 	dst = day.UTC().AppendFormat(dst, DayLayout)
 	return append(dst, `"}`...)
 }

@@ -112,7 +112,7 @@ func TestDecodeAuditMetadataAndUnknown(t *testing.T) {
 func TestAuditCatalogEntities(t *testing.T) {
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	var m map[string]string
-	if err := json.Unmarshal(AppendAuditCatalogEntity(nil, "billing", day), &m); err != nil {
+	if err := json.Unmarshal(AppendCatalogEntity(nil, "billing", day), &m); err != nil {
 		t.Fatal(err)
 	}
 	if m["PartitionKey"] != CatalogPartition || m["RowKey"] != "billing_20261125" || m["Service"] != "billing" || m["Day"] != "20261125" {
