@@ -942,3 +942,12 @@ func utf16Len(s string) int {
 }
 
 var errNotEntity = errors.New("tablelog: not an entity")
+
+// AppendJSONString appends s to dst as a JSON string, escaping what JSON
+// requires and replacing invalid UTF-8 with U+FFFD. It is the one JSON
+// string writer of the module: the sink's JSON for zap arrays and objects
+// uses it too.
+func AppendJSONString(dst []byte, s string) []byte {
+	dst, _, _, _ = appendJSONString(dst, s, math.MaxInt)
+	return dst
+}
