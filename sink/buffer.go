@@ -2,19 +2,25 @@ package sink
 
 import (
 	"errors"
+
+	"github.com/tablelog/tablelog/internal/spool"
 )
 
 // The buffer: records enqueued by logging goroutines, waiting for the
 // dispatcher (pending) or in a transaction being sent or retried. Its size
-// is the sum of their entity bytes, bounded by Options.BufferBytes. All of
-// it is guarded by Sink.mu.
+// is the sum of their entity bytes, bounded by Options.BufferBytes. With a
+// spool, records that do not fit wait on disk (Sink.spill; see spool.go)
+// and count in bufRecs but not in bufBytes. All of it is guarded by
+// Sink.mu.
 
 // record is one encoded entity waiting to be stored.
 type record struct {
-	pk   string
-	data []byte // in slab, or its own allocation when slab is nil
-	seq  uint64
-	slab *slab
+	pk       string
+	data     []byte // in slab, or its own allocation when slab is nil
+	seq      uint64
+	slab     *slab
+	tk       spool.Ticket // where the record is spooled; zero if it is not
+	replayed bool         // spooled by an earlier run: it may be stored already
 }
 
 // slab is a block that queued entities are copied into, so enqueueing does
@@ -39,13 +45,22 @@ type waiter struct {
 	done      chan struct{}
 }
 
-// enqueue queues a copy of entity under partition pk. It blocks, drops or
+// enqueue queues a copy of entity under partition pk (rk is its RowKey),
+// appending it to the spool first when there is one. It blocks, drops or
 // refuses according to Options.Overflow and Close; only a refusal is an
-// error.
-func (s *Sink) enqueue(pk string, entity []byte) error {
+// error. A spooled record never blocks nor is dropped: when the buffer is
+// full it waits on disk.
+func (s *Sink) enqueue(pk, rk string, entity []byte) error {
 	n := len(entity)
+	var (
+		tk      spool.Ticket
+		spooled bool
+	)
+	if s.sp != nil {
+		tk, spooled = s.spoolAppend(pk, rk, entity)
+	}
 	s.mu.Lock()
-	for !s.closed && s.bufBytes > 0 && s.bufBytes+n > s.opts.BufferBytes {
+	for !s.closed && !spooled && s.bufBytes > 0 && s.bufBytes+n > s.opts.BufferBytes {
 		if s.opts.Overflow == DropNewest {
 			s.c.dropped.Add(1)
 			s.mu.Unlock()
@@ -61,28 +76,49 @@ func (s *Sink) enqueue(pk string, entity []byte) error {
 	if s.closed {
 		s.c.rejected.Add(1)
 		s.mu.Unlock()
+		if spooled {
+			s.ack([]record{{tk: tk}}, true, nil) // refused: not for the next run either
+		}
 		s.reportLimited("closed", ErrClosed)
 		return ErrClosed
 	}
 	s.seq++
-	r := record{pk: pk, seq: s.seq}
+	s.bufRecs++
+	s.c.enqueued.Add(1)
+	if spooled && (s.spill.len() > 0 || (s.bufBytes > 0 && s.bufBytes+n > s.opts.BufferBytes)) {
+		// The buffer is full (or others already wait on disk): keep only
+		// the Ticket; the dispatcher reads the record back in its turn.
+		first := s.spill.len() == 0
+		s.spill.push(spilled{tk: tk, seq: s.seq, n: uint32(n)})
+		s.c.spilled.Add(1)
+		s.mu.Unlock()
+		if first {
+			s.signal(s.flushNow)
+		}
+		return nil
+	}
+	r := record{pk: pk, seq: s.seq, tk: tk}
 	s.copyEntity(&r, entity)
 	s.pending = append(s.pending, r)
 	s.pendingBytes += n
 	s.bufBytes += n
-	s.bufRecs++
-	s.c.enqueued.Add(1)
-	// A full transaction may be waiting: counting those the dispatcher
-	// carries over (a partial transaction it kept) with the new ones.
-	kick := !s.kicked && (len(s.pending)+s.carried >= s.opts.BatchSize || s.pendingBytes+s.carriedBytes >= maxPayload/2)
-	if kick {
-		s.kicked = true
-	}
+	kick := s.kickLocked()
 	s.mu.Unlock()
 	if kick {
 		s.signal(s.kick)
 	}
 	return nil
+}
+
+// kickLocked reports whether a full transaction may be waiting, counting
+// those the dispatcher carries over (a partial transaction it kept) with
+// the new ones, and if so marks the dispatcher kicked.
+func (s *Sink) kickLocked() bool {
+	kick := !s.kicked && (len(s.pending)+s.carried >= s.opts.BatchSize || s.pendingBytes+s.carriedBytes >= maxPayload/2)
+	if kick {
+		s.kicked = true
+	}
+	return kick
 }
 
 // copyEntity sets r.data to a copy of entity, in the current slab when it
@@ -132,11 +168,15 @@ func (s *Sink) signal(c chan struct{}) {
 }
 
 // finish marks recs as stored (ok) or given up on, releases their buffer
-// space and wakes what waits for them. recs must not be used afterwards:
-// their bytes are reused.
+// space and wakes what waits for them. Spooled records are acknowledged,
+// except those abandoned by Close (cause is context.Canceled), which stay
+// in the spool. recs must not be used afterwards: their bytes are reused.
 func (s *Sink) finish(recs []record, ok bool, cause error) {
 	if len(recs) == 0 {
 		return
+	}
+	if s.sp != nil {
+		s.ack(recs, ok, cause)
 	}
 	s.mu.Lock()
 	if ok {
@@ -181,7 +221,11 @@ func (s *Sink) finish(recs []record, ok bool, cause error) {
 	if s.blocked > 0 {
 		s.space.Broadcast()
 	}
+	refill := s.spill.len() > 0
 	s.mu.Unlock()
+	if refill {
+		s.signal(s.kick) // the dispatcher reads spilled records back
+	}
 }
 
 func (s *Sink) removeWaiter(w *waiter) {

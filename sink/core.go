@@ -175,7 +175,7 @@ func (s *Sink) put(st *encState, pk string) error {
 	if n := st.enc.Truncations(); n > 0 {
 		s.c.truncated.Add(uint64(n))
 	}
-	err := s.enqueue(pk, data)
+	err := s.enqueue(pk, unsafeString(st.rk[:]), data)
 	if cap(data) > maxPooledBytes {
 		st.h = nil
 		return err // drop the state with its big buffer

@@ -25,11 +25,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tablelog/tablelog/internal/schema"
+	"github.com/tablelog/tablelog/internal/spool"
 )
 
 // ErrClosed is returned by writes after Close has begun. Such records are
@@ -63,8 +65,14 @@ type Sink struct {
 	carriedBytes int // and their bytes
 	closed       bool
 	waiters      []*waiter
-	lastErr      error // last reason a record was given up on
-	unreported   int   // records given up on that no Flush or Close has reported yet
+	lastErr      error      // last reason a record was given up on
+	unreported   int        // records given up on that no Flush or Close has reported yet
+	spill        spillQueue // spooled records waiting on disk only (buffer full)
+	replayStop   bool       // Close stops the replay of an earlier run's spool
+
+	sp           *spool.Spool  // nil without Options.SpoolDir or if it cannot be opened
+	replayDone   chan struct{} // closed when the replay goroutine exits; nil if none
+	spoolCorrupt uint64        // invalid regions the spool skipped when opened
 
 	kick     chan struct{} // a full transaction is waiting
 	flushNow chan struct{} // send everything now
@@ -74,6 +82,7 @@ type Sink struct {
 	hardStop context.CancelFunc
 	wg       sync.WaitGroup // dispatcher and workers
 	closeMu  sync.Mutex
+	closing  atomic.Bool   // Close has begun: append nothing more to the spool
 	stopped  chan struct{} // closed when Close has finished
 
 	batchPool sync.Pool // *batch
@@ -92,6 +101,8 @@ type counters struct {
 	enqueued, written, dropped, rejected        atomic.Uint64
 	repaired, truncated, replaced, retries      atomic.Uint64
 	failedBatches, failedRecords, catalogWrites atomic.Uint64
+	spooled, spilled, replayed, spoolFull       atomic.Uint64
+	spoolErrors                                 atomic.Uint64
 }
 
 type pkCache struct {
@@ -102,8 +113,9 @@ type pkCache struct {
 // Stats are the Sink's counters. Every record a logger hands to the sink
 // ends up in exactly one of Written, FailedRecords, Dropped, Rejected, or is
 // still buffered: Enqueued = Written + FailedRecords + BufferedRecords.
+// Records replayed from the spool of an earlier run count as enqueued.
 type Stats struct {
-	Enqueued uint64 // records accepted into the buffer
+	Enqueued uint64 // records accepted into the buffer (Replayed ones included)
 	Written  uint64 // records stored (including Replaced)
 	Dropped  uint64 // records discarded because the buffer was full (DropNewest)
 	Rejected uint64 // records refused because the Sink was closed
@@ -118,8 +130,17 @@ type Stats struct {
 
 	CatalogWrites uint64 // catalog entities stored (or found already stored)
 
-	BufferedRecords int // records enqueued and not yet stored or given up on
-	BufferedBytes   int // their entity bytes, bounded by Options.BufferBytes
+	BufferedRecords int // records enqueued and not yet stored or given up on (those waiting in the spool included)
+	BufferedBytes   int // entity bytes of those held in memory, bounded by Options.BufferBytes
+
+	// The spool (Options.SpoolDir); all zero without one.
+	SpooledRecords uint64 // records appended to the spool (safe from a process crash once written)
+	SpoolBytes     int64  // bytes of spool files on disk now, bounded by Options.MaxSpoolBytes
+	Spilled        uint64 // records that found the buffer full and waited on disk instead of in memory
+	Replayed       uint64 // records of an earlier run read from the spool and sent again
+	SpoolFull      uint64 // records not spooled because the spool held MaxSpoolBytes (Overflow applied)
+	SpoolErrors    uint64 // spool failures: New could not open it, a record could not be appended (kept in memory only), an acknowledgement or a replay failed
+	SpoolCorrupt   uint64 // damaged regions (such as a record torn by a crash) New found in the spool and skipped
 }
 
 // DeliveryError is the error of a Flush or Close that could not confirm
@@ -128,36 +149,69 @@ type DeliveryError struct {
 	Op      string // "flush" or "close"
 	Failed  int    // records given up on (rejected and not repairable; for Close, also those abandoned at the deadline)
 	Pending int    // records still buffered or being retried when the context ended (Flush only)
+	Spooled int    // Close only: of Failed, the records abandoned at the deadline that stay in the spool for the next Sink on Options.SpoolDir
 	Err     error  // the context's error, or the last reason a record was given up on
+
+	spoolDir string
 }
 
-// Error says how many records were not stored and why.
+// Error says how many records were not stored and why, and how many wait in
+// the spool for the next run.
 func (e *DeliveryError) Error() string {
 	n := e.Failed + e.Pending
-	what := "records were"
-	if n == 1 {
-		what = "record was"
+	var b strings.Builder
+	fmt.Fprintf(&b, "sink: %s: ", e.Op)
+	if n > 0 || e.Spooled == 0 {
+		what := "records were"
+		if n == 1 {
+			what = "record was"
+		}
+		fmt.Fprintf(&b, "%d %s not delivered", n, what)
+		switch {
+		case e.Failed > 0 && e.Pending > 0:
+			fmt.Fprintf(&b, " (%d failed, %d still pending)", e.Failed, e.Pending)
+		case e.Pending > 0:
+			b.WriteString(" (still pending)")
+		}
+		if e.Err != nil {
+			b.WriteString(": ")
+		}
 	}
-	var detail string
-	switch {
-	case e.Failed > 0 && e.Pending > 0:
-		detail = fmt.Sprintf(" (%d failed, %d still pending)", e.Failed, e.Pending)
-	case e.Pending > 0:
-		detail = " (still pending)"
+	if e.Err != nil {
+		b.WriteString(e.Err.Error())
 	}
-	if e.Err == nil {
-		return fmt.Sprintf("sink: %s: %d %s not delivered%s", e.Op, n, what, detail)
+	if e.Spooled > 0 {
+		if b.Len() > len("sink: "+e.Op+": ") {
+			b.WriteString("; ")
+		}
+		what := "records stay"
+		if e.Spooled == 1 {
+			what = "record stays"
+		}
+		fmt.Fprintf(&b, "%d %s in the spool", e.Spooled, what)
+		if e.spoolDir != "" {
+			b.WriteString(" " + e.spoolDir)
+		}
+		b.WriteString(", not lost: the next Sink opened on it sends them")
 	}
-	return fmt.Sprintf("sink: %s: %d %s not delivered%s: %v", e.Op, n, what, detail, e.Err)
+	return b.String()
 }
 
 // Unwrap returns the underlying cause.
 func (e *DeliveryError) Unwrap() error { return e.Err }
 
 // New returns a Sink writing to table (typically an *aztables.Client for the
-// logs table) and starts its background goroutines. It returns an error for
-// invalid Options (an invalid Service name above all); it does no I/O: the
-// table is created, unless Options.NoCreateTable, before the first write.
+// logs table) and starts its background goroutines. It returns a nil Sink
+// and an error for invalid Options (an invalid Service name above all). It
+// does no network I/O: the table is created, unless Options.NoCreateTable,
+// before the first write.
+//
+// With Options.SpoolDir, New opens the spool directory (reading the files
+// an earlier run left there, about a second per GiB) and starts sending the
+// records they hold that were not stored. If the directory cannot be used,
+// New returns both a working Sink, without a spool, and an error wrapping
+// ErrSpoolUnavailable that says why: keep the Sink to log with the memory
+// policy alone, or Close it to refuse running without the spool.
 func New(table Table, opts Options) (*Sink, error) {
 	if table == nil {
 		return nil, errors.New("sink: table is nil")
@@ -183,12 +237,19 @@ func New(table Table, opts Options) (*Sink, error) {
 	s.space = sync.NewCond(&s.mu)
 	s.pool.New = func() any { return newEncState(s) }
 	s.hardCtx, s.hardStop = context.WithCancel(context.Background())
+	var spoolErr error
+	if o.SpoolDir != "" {
+		spoolErr = s.openSpool()
+	}
 	s.wg.Add(1 + o.MaxInFlight)
 	go s.dispatch()
 	for range o.MaxInFlight {
 		go s.worker()
 	}
-	return s, nil
+	if s.replayDone != nil {
+		go s.replay()
+	}
+	return s, spoolErr
 }
 
 // Stats returns a snapshot of the counters. It is safe to call at any time.
@@ -207,6 +268,15 @@ func (s *Sink) Stats() Stats {
 	st.Retries = s.c.retries.Load()
 	st.FailedBatches = s.c.failedBatches.Load()
 	st.CatalogWrites = s.c.catalogWrites.Load()
+	st.SpooledRecords = s.c.spooled.Load()
+	st.Spilled = s.c.spilled.Load()
+	st.Replayed = s.c.replayed.Load()
+	st.SpoolFull = s.c.spoolFull.Load()
+	st.SpoolErrors = s.c.spoolErrors.Load()
+	st.SpoolCorrupt = s.spoolCorrupt
+	if s.sp != nil {
+		st.SpoolBytes = s.sp.Stats().Bytes
+	}
 	return st
 }
 
@@ -273,8 +343,14 @@ func (s *Sink) Flush(ctx context.Context) error {
 // first, Close abandons the records not yet stored and returns a
 // *DeliveryError naming how many were not delivered; it returns once the
 // goroutines have stopped, shortly after ctx ends. Close also reports
-// records given up on while it ran, and earlier ones no Flush reported. Calling Close again waits for the first
-// call and returns nil.
+// records given up on while it ran, and earlier ones no Flush reported.
+// Calling Close again waits for the first call and returns nil.
+//
+// With a spool (Options.SpoolDir), Close first lets the replay of an
+// earlier run's records finish, and the records it abandons at the
+// deadline are not lost: they stay in the spool, and the next Sink opened
+// on the directory sends them (the *DeliveryError counts them in Spooled
+// and says so). Close then closes the spool, releasing the directory.
 func (s *Sink) Close(ctx context.Context) error {
 	s.closeMu.Lock()
 	select {
@@ -286,6 +362,7 @@ func (s *Sink) Close(ctx context.Context) error {
 	defer s.closeMu.Unlock()
 	defer close(s.stopped)
 
+	s.closing.Store(true)
 	s.mu.Lock()
 	failedBefore := s.c.failedRecords.Load()
 	prior := s.unreported
@@ -294,11 +371,24 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.space.Broadcast()
 	s.mu.Unlock()
 
+	if s.replayDone != nil {
+		select {
+		case <-s.replayDone:
+		case <-ctx.Done():
+		}
+	}
 	ferr := s.Flush(ctx)
 	var ctxErr error
 	if de, ok := ferr.(*DeliveryError); ok && de.Pending > 0 {
 		ctxErr = de.Err
 		s.hardStop() // abort retries and requests in flight
+	}
+	if s.replayDone != nil {
+		s.mu.Lock()
+		s.replayStop = true
+		s.space.Broadcast()
+		s.mu.Unlock()
+		<-s.replayDone
 	}
 	close(s.quit)
 	s.wg.Wait()
@@ -309,25 +399,43 @@ func (s *Sink) Close(ctx context.Context) error {
 	left := s.pending
 	s.pending = nil
 	s.pendingBytes = 0
+	for _, x := range s.spill.all() {
+		left = append(left, record{tk: x.tk, seq: x.seq})
+	}
+	s.spill.reset()
 	s.mu.Unlock()
 	if len(left) > 0 {
 		s.finish(left, false, context.Canceled)
+	}
+
+	// What stays in the spool: records abandoned here, and records of an
+	// earlier run the replay did not reach.
+	spooled := 0
+	if s.sp != nil {
+		spooled = int(s.sp.Stats().Pending)
+		if err := s.sp.Close(); err != nil {
+			s.c.spoolErrors.Add(1)
+			s.opts.ErrorHandler(fmt.Errorf("sink: closing the spool: %w", err))
+		}
 	}
 
 	s.mu.Lock()
 	failed := prior + int(s.c.failedRecords.Load()-failedBefore)
 	s.unreported = 0 // reported here
 	s.mu.Unlock()
-	if failed == 0 {
+	if failed == 0 && spooled == 0 {
 		return nil
 	}
 	err := ctxErr
+	if err == nil && spooled > 0 {
+		err = ctx.Err()
+	}
 	if err == nil {
 		s.mu.Lock()
 		err = s.lastErr
 		s.mu.Unlock()
 	}
-	return &DeliveryError{Op: "close", Failed: failed, Err: err}
+	return &DeliveryError{Op: "close", Failed: failed, Spooled: spooled, Err: err, spoolDir: s.opts.SpoolDir}
 }
 
 // ---- error reporting ----

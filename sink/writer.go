@@ -82,11 +82,13 @@ type dispatcher struct {
 	batches []*batch
 	open    []*batch        // per partition, the batch being filled
 	seen    map[string]bool // partitions whose catalog entity was sent
+	take    []spilled       // records being read back from the spool
 }
 
-// send takes the queue and hands it to the workers in transactions. Unless
-// all, each partition's last transaction stays in the queue if it is less
-// than full.
+// send takes the queue (and what fits of the records waiting in the spool)
+// and hands it to the workers in transactions. Unless all, each partition's
+// last transaction stays in the queue if it is less than full; while
+// records wait in the spool, the buffer is full, so everything goes.
 func (d *dispatcher) send(all bool) {
 	s := d.s
 	s.mu.Lock()
@@ -102,6 +104,9 @@ func (d *dispatcher) send(all bool) {
 		s.spare = taken[:0]
 	}
 	s.mu.Unlock()
+	if d.refill() {
+		all = true
+	}
 
 	d.batches, d.open = d.batches[:0], d.open[:0]
 	for _, r := range d.queue {
@@ -322,9 +327,20 @@ func (w *txWriter) store(recs []record, uncertain bool) {
 			s.reportLimited("denied", err)
 			return
 		}
-		// Permanent (or a conflict we cannot attribute): isolate.
+		// Permanent (or a conflict we cannot attribute): isolate. A
+		// conflict among records replayed from the spool is expected
+		// (some were stored before the crash), not a failed batch.
 		if len(recs) == 1 {
 			s.repair(recs[0], e)
+			return
+		}
+		if e.class == exists && anyReplayed(recs) {
+			// Replayed records stored before a crash: usually all of the
+			// transaction is. Bisecting would take 2n-1 requests to
+			// confirm that; single inserts take n.
+			for i := range recs {
+				w.store(recs[i:i+1], false)
+			}
 			return
 		}
 		s.c.failedBatches.Add(1)
@@ -333,6 +349,15 @@ func (w *txWriter) store(recs []record, uncertain bool) {
 		w.store(recs[half:], false)
 		return
 	}
+}
+
+func anyReplayed(recs []record) bool {
+	for i := range recs {
+		if recs[i].replayed {
+			return true
+		}
+	}
+	return false
 }
 
 // submit makes one attempt at storing recs: a transaction, or a single

@@ -182,7 +182,7 @@ const badKey = "bad_x2E_field"
 func enqueueRaw(t testing.TB, s *Sink, pk, rk, extra string) {
 	t.Helper()
 	e := fmt.Sprintf(`{"PartitionKey":%q,"RowKey":%q,"Time@odata.type":"Edm.DateTime","Time":"2026-11-25T10:00:00.0000000Z","Level":"warn","Severity":4,"Msg":"raw"%s}`, pk, rk, extra)
-	if err := s.enqueue(pk, []byte(e)); err != nil {
+	if err := s.enqueue(pk, rk, []byte(e)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,0 +1,225 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tablelog/tablelog/internal/spool"
+)
+
+// The durable spool (Options.SpoolDir), built on internal/spool.
+//
+// Every record is appended to the spool on the writing goroutine, before
+// Write or Handle returns, and carries its Ticket through the buffer and the
+// writer; finish acknowledges it once it is stored or given up on (but not
+// when Close abandons it at its deadline: it then stays for the next run).
+//
+// When the memory budget is full, a spooled record is not copied into
+// memory: only its Ticket waits, in Sink.spill (FIFO), and the dispatcher
+// reads it back from disk when there is room again. Once the spill queue
+// is not empty, new spooled records join it too, so nobody overtakes.
+//
+// New over a directory with records of an earlier run starts a goroutine
+// that feeds them (spool.Pending) into the buffer, waiting for room in it
+// as a blocked writer would.
+
+// ErrSpoolUnavailable is wrapped by the error New returns when
+// Options.SpoolDir cannot be used. The Sink returned with it works, without
+// a spool: records are held in memory only, under the BufferBytes and
+// Overflow policy.
+var ErrSpoolUnavailable = errors.New("sink: spool unavailable")
+
+// spoolSegmentBytes is the size of the spool's segment files. After a crash
+// the stored records that share a segment with unstored ones are sent again
+// (and answered "already exists"); smaller segments mean fewer of those but
+// more files and fsyncs.
+const spoolSegmentBytes = 4 << 20
+
+// spilled is a record kept on disk only: its Ticket, its place in the
+// sequence (for Flush) and its entity size (for the memory budget).
+type spilled struct {
+	tk  spool.Ticket
+	seq uint64
+	n   uint32
+}
+
+// spillQueue is a FIFO of spilled records.
+type spillQueue struct {
+	q    []spilled
+	head int
+}
+
+func (q *spillQueue) len() int       { return len(q.q) - q.head }
+func (q *spillQueue) push(x spilled) { q.q = append(q.q, x) }
+func (q *spillQueue) peek() *spilled { return &q.q[q.head] }
+func (q *spillQueue) all() []spilled { return q.q[q.head:] }
+func (q *spillQueue) reset()         { q.q, q.head = nil, 0 }
+func (q *spillQueue) pop() (x spilled) {
+	x = q.q[q.head]
+	q.head++
+	switch {
+	case q.head == len(q.q):
+		q.q, q.head = q.q[:0], 0
+	case q.head >= 1024 && 2*q.head >= len(q.q):
+		n := copy(q.q, q.q[q.head:])
+		q.q, q.head = q.q[:n], 0
+	}
+	return x
+}
+
+// openSpool opens Options.SpoolDir. On failure the Sink runs without a
+// spool and New returns the error.
+func (s *Sink) openSpool() error {
+	sync := spool.SyncInterval
+	if s.opts.SpoolSync == SpoolSyncEveryRecord {
+		sync = spool.SyncEveryRecord
+	}
+	sp, err := spool.Open(spool.Options{
+		Dir:          s.opts.SpoolDir,
+		MaxBytes:     s.opts.MaxSpoolBytes,
+		SegmentBytes: spoolSegmentBytes,
+		Sync:         sync,
+	})
+	if err != nil {
+		s.c.spoolErrors.Add(1)
+		return fmt.Errorf("%w, records are kept in memory only (Options.BufferBytes, Overflow: %v): %w",
+			ErrSpoolUnavailable, s.opts.Overflow, err)
+	}
+	s.sp = sp
+	st := sp.Stats()
+	s.spoolCorrupt = uint64(st.Corrupt)
+	if st.Pending > 0 {
+		s.replayDone = make(chan struct{}) // New starts s.replay
+	}
+	return nil
+}
+
+// spoolAppend appends a record to the spool. ok is false when the spool
+// refused it; the caller then applies the memory policy.
+func (s *Sink) spoolAppend(pk, rk string, entity []byte) (spool.Ticket, bool) {
+	if s.closing.Load() {
+		return spool.Ticket{}, false // the buffer refuses it
+	}
+	tk, err := s.sp.Append(spool.Record{PartitionKey: pk, RowKey: rk, Entity: entity})
+	switch {
+	case err == nil:
+		s.c.spooled.Add(1)
+		return tk, true
+	case errors.Is(err, spool.ErrClosed):
+		// Only after Close has finished: the buffer refuses it too.
+	case errors.Is(err, spool.ErrFull):
+		s.c.spoolFull.Add(1)
+		s.reportLimited("spool-full", fmt.Errorf("sink: spool full (Options.MaxSpoolBytes = %d), applying Overflow (%v) to new records: %w",
+			s.opts.MaxSpoolBytes, s.opts.Overflow, err))
+	default:
+		s.c.spoolErrors.Add(1)
+		s.reportLimited("spool", fmt.Errorf("sink: cannot spool a record, keeping it in memory only (Options.BufferBytes, Overflow: %v): %w",
+			s.opts.Overflow, err))
+	}
+	return spool.Ticket{}, false
+}
+
+// ack acknowledges the spooled ones among recs, which are stored (ok) or
+// given up on. Records abandoned by Close (cause is context.Canceled) stay
+// in the spool for the next run.
+func (s *Sink) ack(recs []record, ok bool, cause error) {
+	if !ok && errors.Is(cause, context.Canceled) {
+		return
+	}
+	for i := range recs {
+		tk := recs[i].tk
+		if tk == (spool.Ticket{}) {
+			continue
+		}
+		if err := s.sp.Ack(tk); err != nil && !errors.Is(err, spool.ErrClosed) {
+			// The record is acknowledged; its segment file could not be
+			// deleted, so the next run sends it again (harmlessly).
+			s.c.spoolErrors.Add(1)
+			s.reportLimited("spool-ack", fmt.Errorf("sink: spool: %w", err))
+		}
+	}
+}
+
+// refill moves spilled records back into the dispatcher's queue, reading
+// them from disk, as far as the memory budget allows. It reports whether
+// spilled records remain.
+func (d *dispatcher) refill() bool {
+	s := d.s
+	if s.sp == nil {
+		return false
+	}
+	s.mu.Lock()
+	d.take = d.take[:0]
+	for s.spill.len() > 0 {
+		h := s.spill.peek()
+		if s.bufBytes > 0 && s.bufBytes+int(h.n) > s.opts.BufferBytes {
+			break
+		}
+		s.bufBytes += int(h.n)
+		d.take = append(d.take, s.spill.pop())
+	}
+	more := s.spill.len() > 0
+	s.mu.Unlock()
+	for _, h := range d.take {
+		r, err := s.sp.Read(h.tk)
+		if err == nil && len(r.Entity) != int(h.n) {
+			err = fmt.Errorf("entity of %d bytes, %d expected", len(r.Entity), h.n)
+		}
+		if err != nil {
+			// Unreadable (a disk error, or corrupted since it was
+			// written): give it up and report it.
+			s.mu.Lock()
+			s.bufBytes -= int(h.n)
+			s.mu.Unlock()
+			err = fmt.Errorf("sink: a record kept in the spool cannot be read back, giving it up: %w", err)
+			s.finish([]record{{tk: h.tk, seq: h.seq}}, false, err)
+			s.opts.ErrorHandler(err)
+			continue
+		}
+		d.queue = append(d.queue, record{pk: r.PartitionKey, data: r.Entity, seq: h.seq, tk: h.tk})
+	}
+	clear(d.take)
+	return more
+}
+
+// replay feeds the records an earlier run left in the spool into the
+// buffer.
+func (s *Sink) replay() {
+	defer close(s.replayDone)
+	err := s.sp.Pending(s.enqueueReplayed)
+	if err != nil && !errors.Is(err, spool.ErrClosed) {
+		s.c.spoolErrors.Add(1)
+		s.opts.ErrorHandler(fmt.Errorf("sink: replaying the spool of an earlier run stopped: %w (the rest is sent by the next Sink opened on it)", err))
+	}
+}
+
+// enqueueReplayed queues a record of an earlier run, waiting for room in
+// the buffer. It returns false when Close stops the replay.
+func (s *Sink) enqueueReplayed(tk spool.Ticket, r spool.Record) bool {
+	n := len(r.Entity)
+	s.mu.Lock()
+	for !s.replayStop && s.bufBytes > 0 && s.bufBytes+n > s.opts.BufferBytes {
+		s.blocked++
+		s.signal(s.flushNow)
+		s.space.Wait()
+		s.blocked--
+	}
+	if s.replayStop {
+		s.mu.Unlock()
+		return false
+	}
+	s.seq++
+	s.pending = append(s.pending, record{pk: r.PartitionKey, data: r.Entity, seq: s.seq, tk: tk, replayed: true})
+	s.pendingBytes += n
+	s.bufBytes += n
+	s.bufRecs++
+	s.c.enqueued.Add(1)
+	s.c.replayed.Add(1)
+	kick := s.kickLocked()
+	s.mu.Unlock()
+	if kick {
+		s.signal(s.kick)
+	}
+	return true
+}

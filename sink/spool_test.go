@@ -1,0 +1,512 @@
+package sink
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/tablelog/tablelog/internal/azurite"
+	"github.com/tablelog/tablelog/internal/spool"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Tests of the durable spool (Options.SpoolDir) against Azurite.
+
+// The crash test re-executes the test binary as a child that logs through a
+// Sink with a spool and prints each index once its Write/Handle returned.
+const (
+	crashDirEnv   = "TABLELOG_SINK_CRASH_DIR"
+	crashTableEnv = "TABLELOG_SINK_CRASH_TABLE"
+	crashConnEnv  = "TABLELOG_SINK_CRASH_CONN"
+)
+
+// TestSpoolCrashChild is the child process of TestSpoolCrashReplay; it does
+// nothing in a normal run.
+func TestSpoolCrashChild(t *testing.T) {
+	dir := os.Getenv(crashDirEnv)
+	if dir == "" {
+		t.Skip("child process of TestSpoolCrashReplay")
+	}
+	svc, err := aztables.NewServiceClientFromConnectionString(os.Getenv(crashConnEnv), nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child: bad connection string")
+		os.Exit(2)
+	}
+	s, err := New(svc.NewClient(os.Getenv(crashTableEnv)), Options{
+		Service:       "crash",
+		SpoolDir:      dir,
+		FlushInterval: 200 * time.Millisecond,
+		ErrorHandler:  func(err error) { fmt.Fprintln(os.Stderr, "child:", err) },
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(2)
+	}
+	zl := zap.New(s.Core(zapcore.InfoLevel))
+	sl := slog.New(s.Handler(nil))
+	var mu sync.Mutex // one write(2) per line; the pipe keeps them whole
+	for g := range 2 {
+		go func() {
+			for i := g; ; i += 2 {
+				if g == 0 {
+					zl.Info("crash record", zap.Int("idx", i), zap.String("pad", strings.Repeat("z", 200)))
+				} else {
+					sl.Info("crash record", "idx", i, "pad", strings.Repeat("s", 200))
+				}
+				mu.Lock()
+				os.Stdout.WriteString(strconv.Itoa(i) + "\n")
+				mu.Unlock()
+				if i%10 < 2 {
+					time.Sleep(5 * time.Millisecond) // about 2,000 records/s
+				}
+			}
+		}()
+	}
+	select {}
+}
+
+// A child logging through a spooled Sink is killed with SIGKILL mid-stream;
+// a new Sink on the same directory stores every record whose Write or
+// Handle had returned, exactly once.
+func TestSpoolCrashReplay(t *testing.T) {
+	t.Parallel()
+	env := azurite.Get(t)
+	tbl := env.NewTable(t)
+	dir := t.TempDir()
+	const kill = 3000 // records reported before the kill
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSpoolCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(),
+		crashDirEnv+"="+dir,
+		crashTableEnv+"="+azurite.TableName(tbl),
+		crashConnEnv+"="+env.ConnectionString,
+		// The child's TestMain then starts no Azurite of its own.
+		azurite.EnvConnectionString+"="+env.ConnectionString,
+	)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	returned := map[int]bool{}
+	sc := bufio.NewScanner(out)
+	killed := false
+	var start time.Time
+	for sc.Scan() {
+		i, err := strconv.Atoi(sc.Text())
+		if err != nil {
+			t.Fatalf("child printed %q", sc.Text())
+		}
+		if start.IsZero() {
+			start = time.Now()
+		}
+		returned[i] = true
+		// Mid-stream: after a few flushes (FlushInterval 200ms), so that
+		// some records are stored and others not.
+		if len(returned) >= kill && time.Since(start) > time.Second && !killed {
+			cmd.Process.Signal(syscall.SIGKILL)
+			killed = true // read on: the pipe holds what was printed before the kill
+		}
+	}
+	err = cmd.Wait()
+	if !killed {
+		t.Fatalf("child exited early (%v): %s", err, stderr.String())
+	}
+	t.Logf("child killed after %d records returned; stderr: %q", len(returned), stderr.String())
+
+	// What the child left in the spool (also checks it released the lock).
+	sp, err := spool.Open(spool.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := sp.Stats()
+	sp.Close()
+	before, _ := readAll(t, tbl)
+	if left.Pending == 0 || len(before) == 0 {
+		t.Fatalf("the child left %d records unacknowledged and %d stored: not a mid-stream kill", left.Pending, len(before))
+	}
+
+	s, _ := newSink(t, tbl, Options{Service: "crash", SpoolDir: dir})
+	if err := s.Close(ctxT(t, 2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	t.Logf("after the kill: %d records stored, %d pending in the spool (%d segments, %d bytes, %d corrupt regions); replay: %+v",
+		len(before), left.Pending, left.Segments, left.Bytes, left.Corrupt, st)
+	if st.Replayed != uint64(left.Pending) || st.Written != st.Replayed || st.FailedRecords != 0 || st.FailedBatches != 0 {
+		t.Errorf("replay stats %+v, want %d replayed and written", st, left.Pending)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 { // LOCK
+		t.Errorf("spool not emptied: %v", ents)
+	}
+
+	logs, _ := readAll(t, tbl)
+	seen := map[int]int{}
+	for _, e := range logs {
+		i, err := strconv.Atoi(fmt.Sprint(e.Fields["idx"]))
+		if err != nil {
+			t.Fatalf("entity %s without idx: %v", e.RowKey, e.Fields)
+		}
+		seen[i]++
+	}
+	missing, dups := 0, 0
+	for i := range returned {
+		if seen[i] == 0 {
+			if missing++; missing <= 5 {
+				t.Errorf("record %d returned before the kill but is not stored", i)
+			}
+		}
+	}
+	for i, n := range seen {
+		if n > 1 {
+			if dups++; dups <= 5 {
+				t.Errorf("record %d stored %d times", i, n)
+			}
+		}
+	}
+	t.Logf("%d records returned before the kill, %d stored (%d extra: written, not yet reported), %d missing, %d duplicated",
+		len(returned), len(logs), len(logs)-len(returned)+missing, missing, dups)
+}
+
+// lastSegment returns the path of the newest segment file in dir.
+func lastSegment(t *testing.T, dir string) string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var segs []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".seg") {
+			segs = append(segs, e.Name())
+		}
+	}
+	if len(segs) == 0 {
+		t.Fatal("no segment file")
+	}
+	slices.Sort(segs)
+	return filepath.Join(dir, segs[len(segs)-1])
+}
+
+// Close at its deadline during an outage leaves the records in the spool
+// and says so; a torn final record is then skipped cleanly by the next
+// Sink, which stores all the others exactly once.
+func TestSpoolCloseDeadlineAndTornRecord(t *testing.T) {
+	t.Parallel()
+	p, tbl := faultyTable(t)
+	dir := t.TempDir()
+	const n = 300
+	o := fastRetry
+	o.SpoolDir = dir
+
+	p.Outage(time.Hour)
+	s1, _ := newSink(t, tbl, o)
+	writeN(t, s1, n, "torn")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := s1.Close(ctx)
+	cancel()
+	var de *DeliveryError
+	if !errors.As(err, &de) || de.Failed != n || de.Spooled != n || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close during the outage: %v (%+v)", err, de)
+	}
+	if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("%d records stay in the spool %s", n, dir)) {
+		t.Errorf("Close error does not say the records stay in the spool: %s", msg)
+	}
+	t.Logf("Close: %v", err)
+
+	// Tear the final record: cut its frame in the middle.
+	seg := lastSegment(t, dir)
+	fi, err := os.Stat(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(seg, fi.Size()-50); err != nil {
+		t.Fatal(err)
+	}
+
+	p.Reset()
+	s2, errs := newSink(t, tbl, o)
+	if err := s2.Close(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	st := s2.Stats()
+	if st.SpoolCorrupt != 1 || st.Replayed != n-1 || st.Written != n-1 || st.FailedRecords != 0 {
+		t.Errorf("stats %+v, want 1 corrupt region and %d replayed and written", st, n-1)
+	}
+	if e := errs.all(); len(e) != 0 {
+		t.Errorf("errors reported: %v", e)
+	}
+	logs, _ := readAll(t, tbl)
+	msgs := map[string]bool{}
+	for _, e := range logs {
+		msgs[e.Msg] = true
+	}
+	if len(logs) != n-1 || len(msgs) != n-1 {
+		t.Fatalf("%d entities (%d distinct), want %d", len(logs), len(msgs), n-1)
+	}
+	for i := range n - 1 {
+		if !msgs[fmt.Sprintf("torn %d", i)] {
+			t.Errorf("record %d missing", i)
+		}
+	}
+	if msgs[fmt.Sprintf("torn %d", n-1)] {
+		t.Error("the torn record was stored")
+	}
+}
+
+// Records replayed from the spool that the table holds already (stored
+// before a crash, not yet acknowledged) are stored once, with batches: a
+// conflict is bisected, and "already exists" for a single replayed record
+// counts as stored. The replay stays within BufferBytes.
+func TestSpoolReplaySkipsStoredRecords(t *testing.T) {
+	t.Parallel()
+	env := azurite.Get(t)
+	tbl := env.NewTable(t)
+	dir := t.TempDir()
+	const n = 1000
+	entities := benchEntities(n)
+
+	// A spool as a crashed run leaves it.
+	sp, err := spool.Open(spool.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, time.Minute)
+	for i, e := range entities {
+		k := keyOf(e)
+		pk, rk, _ := strings.Cut(k, "/")
+		if _, err := sp.Append(spool.Record{PartitionKey: pk, RowKey: rk, Entity: e}); err != nil {
+			t.Fatal(err)
+		}
+		// Stored before the crash: a prefix, and some records of the
+		// transactions in flight at the crash.
+		if i < 350 || (i < 450 && i%5 == 0) {
+			if _, err := tbl.AddEntity(ctx, e, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	const budget = 64 << 10
+	s, errs := newSink(t, tbl, Options{SpoolDir: dir, BufferBytes: budget, Service: "bench"})
+	var maxBuf int
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				maxBuf = max(maxBuf, s.Stats().BufferedBytes)
+			}
+		}
+	}()
+	err = s.Close(ctxT(t, time.Minute))
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if st.Replayed != n || st.Written != n || st.FailedRecords != 0 || st.FailedBatches != 0 || st.Replaced != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if maxBuf > budget {
+		t.Errorf("the replay held %d bytes in memory, budget %d", maxBuf, budget)
+	}
+	if e := errs.all(); len(e) != 0 {
+		t.Errorf("errors reported: %v", e)
+	}
+	logs, _ := readAll(t, tbl)
+	if len(logs) != n {
+		t.Errorf("%d entities stored, want %d", len(logs), n)
+	}
+}
+
+// A spool directory that cannot be opened gives a clear error from New and
+// a Sink that works with the memory policy; so does one that fails later,
+// on Append (the error goes to the ErrorHandler).
+func TestSpoolUnavailableFallsBackToMemory(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{file, filepath.Join(file, "spool"), "/proc/tablelog-spool"} {
+		f := newFakeTable()
+		s, err := New(f, Options{Service: "svc", SpoolDir: dir, ErrorHandler: func(err error) { t.Errorf("ErrorHandler: %v", err) }})
+		if s == nil || !errors.Is(err, ErrSpoolUnavailable) || !strings.Contains(err.Error(), dir) ||
+			(strings.HasPrefix(dir, file) && !errors.Is(err, syscall.ENOTDIR)) {
+			t.Fatalf("New with SpoolDir %s: %v, %v", dir, s, err)
+		}
+		t.Logf("New: %v", err)
+		writeN(t, s, 10, "mem")
+		if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if st := s.Stats(); st.Written != 10 || st.SpoolErrors != 1 || st.SpooledRecords != 0 || f.count() != 10 {
+			t.Errorf("stats %+v, %d stored", st, f.count())
+		}
+	}
+
+	// The directory turns into a file after New: Appends fail.
+	dir := filepath.Join(t.TempDir(), "spool")
+	f := newFakeTable()
+	e := &errs{}
+	s, err := New(f, Options{Service: "svc", SpoolDir: dir, ErrorHandler: e.handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeN(t, s, 10, "mem")
+	if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if st.Written != 10 || st.SpoolErrors != 10 || st.SpooledRecords != 0 || f.count() != 10 {
+		t.Errorf("stats %+v, %d stored", st, f.count())
+	}
+	if got := e.all(); len(got) == 0 || !strings.Contains(got[0].Error(), "in memory only") || !errors.Is(got[0], syscall.ENOTDIR) {
+		t.Errorf("reported: %v", got)
+	}
+}
+
+// With a tiny memory budget and the table unreachable, records wait on
+// disk: no write blocks and none is dropped; after the outage all are
+// stored.
+func TestSpoolSpillDuringOutage(t *testing.T) {
+	t.Parallel()
+	p, tbl := faultyTable(t)
+	const (
+		n      = 3000
+		outage = 4 * time.Second
+	)
+	o := fastRetry
+	o.SpoolDir = t.TempDir()
+	o.BufferBytes = 16 << 10
+	s, _ := newSink(t, tbl, o)
+	p.Outage(outage)
+	start := time.Now()
+	writeN(t, s, n, "spill")
+	took := time.Since(start)
+	st := s.Stats()
+	t.Logf("%d records written in %v during the outage: %+v", n, took, st)
+	if took > outage/2 {
+		t.Errorf("writing took %v: writers blocked", took)
+	}
+	if st.Spilled == 0 || st.Dropped != 0 || st.SpooledRecords != n || st.BufferedBytes > o.BufferBytes {
+		t.Errorf("stats %+v", st)
+	}
+	if err := s.Close(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	st = s.Stats()
+	if st.Written != n || st.FailedRecords != 0 || st.SpoolBytes != 0 {
+		t.Errorf("stats after Close %+v", st)
+	}
+	logs, _ := readAll(t, tbl)
+	msgs := map[string]bool{}
+	for _, e := range logs {
+		msgs[e.Msg] = true
+	}
+	if len(logs) != n || len(msgs) != n {
+		t.Errorf("%d entities (%d distinct), want %d", len(logs), len(msgs), n)
+	}
+}
+
+// Beyond MaxSpoolBytes the Overflow policy applies, counted; the accounting
+// holds throughout, and what was accepted is stored after the outage.
+func TestSpoolFullAppliesOverflow(t *testing.T) {
+	t.Parallel()
+	f := newFakeTable()
+	var down sync.Mutex
+	outage := true
+	f.fail = func(c fakeCall) error {
+		down.Lock()
+		defer down.Unlock()
+		if outage && c.Op != "CreateTable" {
+			return io.ErrUnexpectedEOF
+		}
+		return nil
+	}
+	o := fastRetry
+	o.SpoolDir = t.TempDir()
+	o.BufferBytes = 8 << 10
+	o.MaxSpoolBytes = 64 << 10
+	o.Overflow = DropNewest
+	s, e := newSink(t, f, o)
+	const n = 1000
+	writeN(t, s, n, "full")
+	st := s.Stats()
+	if st.SpoolFull == 0 || st.Dropped == 0 || st.Spilled == 0 || st.SpoolBytes > o.MaxSpoolBytes ||
+		st.Enqueued+st.Dropped != n || st.Enqueued != st.Written+st.FailedRecords+uint64(st.BufferedRecords) {
+		t.Errorf("stats %+v", st)
+	}
+	down.Lock()
+	outage = false
+	down.Unlock()
+	if err := s.Close(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	st2 := s.Stats()
+	if st2.Written != st.Enqueued || f.count() != int(st.Enqueued) {
+		t.Errorf("stats %+v, %d stored, want %d", st2, f.count(), st.Enqueued)
+	}
+	full := false
+	for _, err := range e.all() {
+		full = full || strings.Contains(err.Error(), "spool full")
+	}
+	if !full {
+		t.Error("spool full not reported")
+	}
+}
+
+// SpoolSyncEveryRecord works like the default, and unknown policies are
+// rejected.
+func TestSpoolSyncEveryRecord(t *testing.T) {
+	t.Parallel()
+	f := newFakeTable()
+	dir := t.TempDir()
+	s, _ := newSink(t, f, Options{SpoolDir: dir, SpoolSync: SpoolSyncEveryRecord})
+	writeN(t, s, 50, "sync")
+	if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Written != 50 || st.SpooledRecords != 50 || f.count() != 50 {
+		t.Errorf("stats %+v", st)
+	}
+	if _, err := New(f, Options{Service: "svc", SpoolDir: dir, SpoolSync: 9}); err == nil {
+		t.Error("unknown SpoolSync accepted")
+	}
+	if _, err := New(f, Options{Service: "svc", SpoolDir: dir, MaxSpoolBytes: -1}); err == nil {
+		t.Error("negative MaxSpoolBytes accepted")
+	}
+}
