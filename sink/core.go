@@ -14,8 +14,10 @@ import (
 // enables. Use it with zap.New, alone or under zapcore.NewTee,
 // zapcore.NewSamplerWithOptions and the like.
 //
-// Write encodes the entry on the calling goroutine and queues it; it
-// returns ErrClosed after Close and nil otherwise (rejections by the service
+// Write encodes the entry on the calling goroutine and queues it (with
+// Options.SpoolDir, after appending it to the spool, so it survives a crash
+// of the process once Write returns); it returns ErrClosed after Close and
+// nil otherwise (rejections by the service
 // are handled in the background, see Sink). It never retains the fields.
 // Entries above ErrorLevel (DPanic, Panic, Fatal) are flushed before Write
 // returns, bounded by Options.SyncTimeout, so they are stored before zap

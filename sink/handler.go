@@ -16,8 +16,10 @@ type slogAttr = slog.Attr
 // Level (default Info), AddSource and ReplaceAttr are honoured as
 // slog.JSONHandler honours them.
 //
-// Handle encodes the record on the calling goroutine and queues it; it
-// returns ErrClosed after Close and nil otherwise. It never retains the
+// Handle encodes the record on the calling goroutine and queues it (with
+// Options.SpoolDir, after appending it to the spool, so it survives a crash
+// of the process once Handle returns); it returns ErrClosed after Close and
+// nil otherwise. It never retains the
 // record or its attributes. WithAttrs encodes its attributes once;
 // WithGroup and group attributes nest the attributes that follow (stored as
 // columns named by schema.EncodeName and read back as nested maps).

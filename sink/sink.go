@@ -19,6 +19,49 @@
 // Nothing is lost silently: every record is counted in Stats as written,
 // failed, dropped or rejected, and errors that cannot be returned go to
 // Options.ErrorHandler.
+//
+// # Durable spool
+//
+// By default the buffer lives in memory: what it holds when the process
+// dies is lost, and an outage longer than Options.BufferBytes covers makes
+// writers block or drop (Options.Overflow). With Options.SpoolDir, every
+// record is also appended to a local segment file (length-prefixed, with a
+// CRC-32C) on the writing goroutine before Write or Handle returns, and
+// removed once the table holds it:
+//
+//	s, err := sink.New(logsTable, sink.Options{Service: "checkout", SpoolDir: "/var/lib/checkout/logspool"})
+//	if errors.Is(err, sink.ErrSpoolUnavailable) {
+//		// s works without a spool (memory only); err says why.
+//	}
+//
+// What that guarantees:
+//
+//   - A crash of the process loses nothing whose Write or Handle returned:
+//     the next New on the directory sends what was not stored. A record
+//     torn by the crash is detected and skipped (Stats.SpoolCorrupt).
+//   - A crash of the operating system or a power loss loses at most the
+//     last 200ms of records with the default interval fsync, nothing with
+//     Options.SpoolSync = SpoolSyncEveryRecord (see SpoolSync for its cost).
+//   - Records are stored exactly once across a crash and a replay: keys are
+//     fixed before a record is spooled, and "already exists" for a replayed
+//     record means the crashed run stored it.
+//   - When the memory budget is full, records wait on disk (Stats.Spilled)
+//     rather than block or be dropped, up to Options.MaxSpoolBytes;
+//     Overflow applies beyond it (Stats.SpoolFull).
+//   - Close at its deadline leaves what it could not store in the spool for
+//     the next run, and its *DeliveryError says so.
+//
+// A record the service rejects for good is reported and removed from the
+// spool like a stored one: it is never replayed. Records the spool refused
+// (a full or failing disk: Stats.SpoolFull, Stats.SpoolErrors) are kept in
+// memory only, under BufferBytes and Overflow.
+//
+// Cost: a write(2) per record on the logging goroutine, and the disk
+// bandwidth of the entities (about 600 bytes a record). Measured against
+// Azurite on a 2-core machine (BenchmarkEndToEnd; the emulator is the
+// bottleneck), end-to-end throughput with the spool was within the noise of
+// the run without it; with SpoolSyncEveryRecord, a single logging goroutine
+// ran at about 0.4x (one fsync per record).
 package sink
 
 import (
@@ -126,7 +169,7 @@ type Stats struct {
 
 	Retries       uint64 // request attempts repeated after a transient failure
 	FailedBatches uint64 // transactions the service rejected permanently (then bisected)
-	FailedRecords uint64 // records given up on: rejected and not repairable, or abandoned by Close
+	FailedRecords uint64 // records given up on: rejected and not repairable, or abandoned by Close (with a spool, those stay in it for the next run)
 
 	CatalogWrites uint64 // catalog entities stored (or found already stored)
 
@@ -292,8 +335,9 @@ func (s *Sink) partitionKey(t time.Time) string {
 	return c.pk
 }
 
-// Flush sends every record enqueued before the call and waits until each is
-// stored or given up on. It returns nil when all are stored; otherwise a
+// Flush sends every record enqueued before the call (including those
+// waiting in the spool, and those an earlier run left there that the
+// replay has read so far) and waits until each is stored or given up on. It returns nil when all are stored; otherwise a
 // *DeliveryError saying how many are not: given up on (rejected and not
 // repairable; including those given up on before the call that no earlier
 // Flush or Close reported) or, when ctx ends first, still pending (they stay

@@ -510,3 +510,50 @@ func TestSpoolSyncEveryRecord(t *testing.T) {
 		t.Error("negative MaxSpoolBytes accepted")
 	}
 }
+
+// A replayed transaction that failed transiently and then meets "already
+// exists" is not taken as stored: the conflict may be a record the crashed
+// run stored, while the others never were.
+func TestSpoolReplayConflictAfterTransientFailure(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const n = 10
+	entities := benchEntities(n)
+	sp, err := spool.Open(spool.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeTable()
+	for i, e := range entities {
+		pk, rk, _ := strings.Cut(keyOf(e), "/")
+		if _, err := sp.Append(spool.Record{PartitionKey: pk, RowKey: rk, Entity: e}); err != nil {
+			t.Fatal(err)
+		}
+		if i < n/2 {
+			f.rows[keyOf(e)] = e // stored by the crashed run
+		}
+	}
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	failed := false
+	f.fail = func(c fakeCall) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if c.Op == "SubmitTransaction" && !failed {
+			failed = true
+			return io.ErrUnexpectedEOF // not committed
+		}
+		return nil
+	}
+	o := fastRetry
+	o.Service, o.SpoolDir = "bench", dir
+	s, _ := newSink(t, f, o)
+	if err := s.Close(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Replayed != n || st.Written != n || st.Retries != 1 || f.count() != n {
+		t.Errorf("stats %+v, %d stored, want %d", st, f.count(), n)
+	}
+}

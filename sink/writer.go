@@ -295,8 +295,10 @@ func (w *txWriter) store(recs []record, uncertain bool) {
 		case exists:
 			// A transaction is atomic: if an earlier attempt of this very
 			// set may have committed, "already exists" means it did. For a
-			// single record it means that in any case.
-			if len(recs) == 1 || uncertain {
+			// single record it means that in any case. Not so for records
+			// replayed from the spool: the crashed run may have stored
+			// some of them, and the conflict may be theirs alone.
+			if len(recs) == 1 || (uncertain && !anyReplayed(recs)) {
 				s.finish(recs, true, nil)
 				return
 			}
