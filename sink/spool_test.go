@@ -407,7 +407,7 @@ func TestSpoolSpillDuringOutage(t *testing.T) {
 	p, tbl := faultyTable(t)
 	const (
 		n      = 3000
-		outage = 4 * time.Second
+		outage = 2500 * time.Millisecond
 	)
 	o := fastRetry
 	o.SpoolDir = t.TempDir()
@@ -424,6 +424,12 @@ func TestSpoolSpillDuringOutage(t *testing.T) {
 	}
 	if st.Spilled == 0 || st.Dropped != 0 || st.SpooledRecords != n || st.BufferedBytes > o.BufferBytes {
 		t.Errorf("stats %+v", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	err := s.Flush(ctx)
+	cancel()
+	if de := (*DeliveryError)(nil); !errors.As(err, &de) || de.Pending != n || de.Failed != 0 {
+		t.Errorf("Flush during the outage: %v", err)
 	}
 	if err := s.Close(ctxT(t, time.Minute)); err != nil {
 		t.Fatal(err)
