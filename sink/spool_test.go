@@ -20,6 +20,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/tablelog/tablelog/internal/azurite"
+	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/internal/spool"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -107,22 +108,18 @@ func TestSpoolCrashReplay(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	direct := env.DirectTable(t, azurite.TableName(tbl))
 	returned := map[int]bool{}
 	sc := bufio.NewScanner(out)
 	killed := false
-	var start time.Time
 	for sc.Scan() {
 		i, err := strconv.Atoi(sc.Text())
 		if err != nil {
 			t.Fatalf("child printed %q", sc.Text())
 		}
-		if start.IsZero() {
-			start = time.Now()
-		}
 		returned[i] = true
-		// Mid-stream: after a few flushes (FlushInterval 200ms), so that
-		// some records are stored and others not.
-		if len(returned) >= kill && time.Since(start) > time.Second && !killed {
+		// Mid-stream: once some records are stored (and others are not).
+		if !killed && len(returned) >= kill && len(returned)%100 == 0 && (anyStored(t, direct) || len(returned) >= 20*kill) {
 			cmd.Process.Signal(syscall.SIGKILL)
 			killed = true // read on: the pipe holds what was printed before the kill
 		}
@@ -185,6 +182,18 @@ func TestSpoolCrashReplay(t *testing.T) {
 	}
 	t.Logf("%d records returned before the kill, %d stored (%d extra: written, not yet reported), %d missing, %d duplicated",
 		len(returned), len(logs), len(logs)-len(returned)+missing, missing, dups)
+}
+
+// anyStored reports whether the table holds a log entity.
+func anyStored(t *testing.T, tbl *aztables.Client) bool {
+	t.Helper()
+	top := int32(1)
+	filter := "PartitionKey ne '" + schema.CatalogPartition + "'"
+	page, err := tbl.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: &top}).NextPage(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(page.Entities) > 0
 }
 
 // lastSegment returns the path of the newest segment file in dir.
@@ -479,12 +488,20 @@ func TestSpoolFullAppliesOverflow(t *testing.T) {
 	down.Lock()
 	outage = false
 	down.Unlock()
+	if err := s.Flush(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// Once the records are stored, the spool takes new ones again.
+	writeN(t, s, 10, "after")
+	if st2 := s.Stats(); st2.SpooledRecords != st.SpooledRecords+10 || st2.SpoolFull != st.SpoolFull {
+		t.Errorf("after the outage: stats %+v", st2)
+	}
 	if err := s.Close(ctxT(t, time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	st2 := s.Stats()
-	if st2.Written != st.Enqueued || f.count() != int(st.Enqueued) {
-		t.Errorf("stats %+v, %d stored, want %d", st2, f.count(), st.Enqueued)
+	if st2.Written != st.Enqueued+10 || f.count() != int(st.Enqueued)+10 || st2.SpoolBytes != 0 {
+		t.Errorf("stats %+v, %d stored, want %d", st2, f.count(), st.Enqueued+10)
 	}
 	full := false
 	for _, err := range e.all() {

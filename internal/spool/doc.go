@@ -22,7 +22,9 @@
 // sealed (fsynced and closed) when it reaches Options.SegmentBytes, and the
 // segments found by Open are never written again. A segment file is
 // deleted once every record in it is acknowledged and it is not active.
-// Options.MaxBytes bounds the total size of the segment files.
+// Options.MaxBytes bounds the total size of the segment files; an Append
+// that would exceed it first seals the active segment if every record in
+// it is acknowledged (deleting it), so a MaxBytes below SegmentBytes works.
 //
 // A segment is a 12-byte header followed by frames, all integers little
 // endian:

@@ -410,6 +410,15 @@ func (s *Spool) write(frame []byte) (Ticket, uint64, error) {
 			return Ticket{}, 0, err
 		}
 	}
+	if a := s.active; a != nil && a.live == 0 && s.bytes+n > s.opts.MaxBytes {
+		// Every record of the active segment is acknowledged, but only a
+		// seal deletes it: without this, a MaxBytes below SegmentBytes
+		// would refuse Appends for good once the active segment filled it.
+		if err := s.sealLocked(); err != nil {
+			s.failLocked(err)
+			return Ticket{}, 0, err
+		}
+	}
 	need := n
 	if s.active == nil {
 		need += headerLen

@@ -487,6 +487,41 @@ func TestFull(t *testing.T) {
 	}
 }
 
+// TestFullActiveSegmentAcked: with MaxBytes below SegmentBytes, the active
+// segment alone fills the spool; once its records are acknowledged it is
+// deleted to make room, though it never reached SegmentBytes.
+func TestFullActiveSegmentAcked(t *testing.T) {
+	dir := t.TempDir()
+	const max = 16 << 10
+	s := mustOpen(t, Options{Dir: dir, MaxBytes: max, SegmentBytes: 1 << 20})
+	var tickets []Ticket
+	var err error
+	for i := 0; ; i++ {
+		var tk Ticket
+		tk, err = s.Append(testRecSize(i, 500))
+		if err != nil {
+			break
+		}
+		tickets = append(tickets, tk)
+	}
+	if !errors.Is(err, ErrFull) {
+		t.Fatalf("want ErrFull, got %v", err)
+	}
+	for _, tk := range tickets[:len(tickets)-1] {
+		s.Ack(tk)
+	}
+	if _, err := s.Append(testRecSize(9999, 500)); !errors.Is(err, ErrFull) {
+		t.Fatalf("Append with a record of the active segment pending: %v", err)
+	}
+	s.Ack(tickets[len(tickets)-1])
+	if _, err := s.Append(testRecSize(9999, 500)); err != nil {
+		t.Fatalf("Append once the active segment is acknowledged: %v", err)
+	}
+	if st := s.Stats(); st.Segments != 1 || st.Pending != 1 || st.Bytes != dirBytes(t, dir) {
+		t.Fatalf("stats %+v, %d bytes on disk", st, dirBytes(t, dir))
+	}
+}
+
 func dirBytes(t testing.TB, dir string) int64 {
 	var n int64
 	for _, f := range segFiles(t, dir) {
