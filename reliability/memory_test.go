@@ -1,0 +1,208 @@
+package reliability
+
+import (
+	"log/slog"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/tablelog/tablelog/sink"
+)
+
+// memSlack is the "small constant" the retained heap may exceed
+// BufferBytes by during an outage. It is what the sink documents beyond
+// BufferBytes and what the test adds, measured (heap profiles) with these
+// records: up to 2 MiB of slabs kept for reuse; the transactions in
+// flight, 4 of 100 records (about 130 KB of entities), each of which the
+// aztables SDK copies into a multipart body grown by doubling, about 1 MiB
+// each while it is retried; the bookkeeping of the ~6,500 buffered records
+// (record headers in the queue and in the batches, about 1 MiB); the
+// proxy, loggers and sampler (under 1 MiB); and room for the GC's timing
+// under -race. It does not grow with the outage's length or the number of
+// records written (about 775,000 with DropNewest).
+const memSlack = 10 << 20
+
+// kib is 1 KiB of text for memRecords.
+var kib = strings.Repeat("0123456789abcdef", 64)
+
+// memRecords writes typical records with a 1 KiB field: zap for producer
+// 0, slog for producer 1 (an entity of about 1.3 KB).
+func memRecords(zl *zap.Logger, sl *slog.Logger, producer, i int) {
+	if producer == 0 {
+		zl.Info("request handled", zap.Int("seq", i), zap.String("path", "/api/v1/items"), zap.String("body", kib))
+	} else {
+		sl.Info("request handled", "seq", i, "path", "/api/v1/items", "body", kib)
+	}
+}
+
+// Item 4: bounded memory. For 30 s of full outage two producers (zap and
+// slog) write as fast as they can into a sink with an 8 MiB buffer. The
+// heap is sampled from runtime.MemStats every 10 ms (HeapAlloc and
+// HeapInuse high-water, garbage included) and, every 250 ms, the retained
+// heap is measured: the producers are held between two writes for that
+// instant, two GCs run and /gc/heap/live (the GC's live heap, as
+// runtime.MemStats.HeapAlloc right after a GC) is read. The retained heap
+// must stay within BufferBytes + memSlack above the heap before the sink
+// existed. After the outage everything the sink accepted is stored: all of
+// it with Block; with DropNewest all but the counted drops.
+//
+// Not parallel: the heap is the whole process's, so the two runs are
+// measured alone, before the parallel tests start.
+func TestBoundedMemoryDuringOutage(t *testing.T) {
+	for _, policy := range []sink.Overflow{sink.Block, sink.DropNewest} {
+		t.Run(policy.String(), func(t *testing.T) {
+			retained, budget := boundedMemory(t, policy, memRecords)
+			if retained > budget+memSlack {
+				t.Errorf("the retained heap grew by %s during the outage; bound BufferBytes %s + %s", mib(retained), mib(budget), mib(memSlack))
+			}
+		})
+	}
+}
+
+// boundedMemory runs the outage with producers calling write and returns
+// the retained heap's high-water above the heap before the sink, and
+// BufferBytes.
+func boundedMemory(t *testing.T, policy sink.Overflow, write func(zl *zap.Logger, sl *slog.Logger, producer, i int)) (retained, budget uint64) {
+	const (
+		bufferBytes = 8 << 20
+		outage      = 30 * time.Second
+		warmup      = time.Second
+	)
+	name, p, tbl := faultyTable(t)
+
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+
+	s, errs := newSink(t, tbl, fastRetry(sink.Options{Overflow: policy, BufferBytes: bufferBytes}))
+	zl := zap.New(s.Core(zapcore.DebugLevel)).Named("rel")
+	sl := slog.New(s.Handler(&slog.HandlerOptions{Level: slog.LevelDebug}))
+	var (
+		stop    atomic.Bool
+		written atomic.Int64 // writes attempted
+		wg      sync.WaitGroup
+		// gate holds the producers between two writes while the retained
+		// heap is measured.
+		gate sync.RWMutex
+	)
+	for g := range 2 {
+		wg.Go(func() {
+			for i := g; !stop.Load(); i += 2 {
+				gate.RLock()
+				write(zl, sl, g, i)
+				gate.RUnlock()
+				written.Add(1)
+			}
+		})
+	}
+	time.Sleep(warmup)
+	stWarm := s.Stats()
+	p.Outage(outage)
+	outageStart := time.Now()
+
+	var (
+		maxRetained, maxLive, maxAlloc, maxInuse uint64
+		maxBuffered, samples, gcs, blocked       int
+		lastGC                                   time.Time
+		stMid                                    sink.Stats
+		haveMid                                  bool
+		live                                     = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	)
+	for time.Since(outageStart) < outage {
+		if time.Since(lastGC) >= 250*time.Millisecond {
+			lastGC = time.Now()
+			runtime.GC() // live heap with the producers running: garbage allocated during marking is kept
+			metrics.Read(live)
+			maxLive = max(maxLive, live[0].Value.Uint64())
+			locked := make(chan struct{})
+			go func() { gate.Lock(); close(locked) }()
+			select {
+			case <-locked:
+			case <-time.After(50 * time.Millisecond):
+				// A producer is blocked in the sink (Block) holding the
+				// gate: it allocates nothing, and the other waits at the
+				// gate. Measure all the same.
+				blocked++
+			}
+			runtime.GC()
+			runtime.GC()
+			metrics.Read(live)
+			maxRetained = max(maxRetained, live[0].Value.Uint64())
+			gcs++
+			select {
+			case <-locked:
+				gate.Unlock()
+			default:
+				go func() { <-locked; gate.Unlock() }()
+			}
+		}
+		runtime.ReadMemStats(&ms)
+		maxAlloc = max(maxAlloc, ms.HeapAlloc)
+		maxInuse = max(maxInuse, ms.HeapInuse)
+		st := s.Stats()
+		maxBuffered = max(maxBuffered, st.BufferedBytes)
+		if !haveMid && time.Since(outageStart) >= outage/2 {
+			stMid, haveMid = st, true
+		}
+		if err := accounting(st); err != nil {
+			t.Error(err)
+		}
+		samples++
+		time.Sleep(10 * time.Millisecond)
+	}
+	stOutage := s.Stats()
+	time.Sleep(2 * time.Second) // the service is back: the buffer drains
+	stop.Store(true)
+	wg.Wait()
+	closeStart := time.Now()
+	if err := s.Close(ctxT(t, 2*time.Minute)); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	closeDur := time.Since(closeStart)
+	st := s.Stats()
+
+	sel := "RowKey"
+	filter := "PartitionKey ne '~catalog'"
+	stored := len(readRaw(t, name, &aztables.ListEntitiesOptions{Select: &sel, Filter: &filter}))
+	if err := accounting(st); err != nil {
+		t.Error(err)
+	}
+	if uint64(stored) != st.Written || st.Written != st.Enqueued || st.FailedRecords != 0 ||
+		st.Enqueued+st.Dropped+st.Rejected != uint64(written.Load()) {
+		t.Errorf("stored %d, writes %d; stats %+v", stored, written.Load(), st)
+	}
+	switch policy {
+	case sink.Block:
+		if st.Dropped != 0 {
+			t.Errorf("Block dropped %d", st.Dropped)
+		}
+		if stOutage.Enqueued != stMid.Enqueued {
+			t.Errorf("Block accepted %d records in the second half of the outage, with a full buffer", stOutage.Enqueued-stMid.Enqueued)
+		}
+	case sink.DropNewest:
+		if stOutage.Dropped == 0 {
+			t.Errorf("DropNewest dropped nothing during a %v outage", outage)
+		}
+	}
+	if maxBuffered > bufferBytes {
+		t.Errorf("BufferedBytes reached %d, BufferBytes is %d", maxBuffered, bufferBytes)
+	}
+	over := uint64(max(int64(maxRetained)-int64(base), 0))
+	n := stOutage.Enqueued + stOutage.Dropped - stWarm.Enqueued - stWarm.Dropped
+	t.Logf("item 4 (%s): %v outage, producers at full speed: %d writes during it (%s), %d dropped; %d records buffered, BufferedBytes high-water %s of %s",
+		policy, outage, n, rate(int(n), outage), stOutage.Dropped-stWarm.Dropped, stOutage.BufferedRecords, mib(uint64(maxBuffered)), mib(bufferBytes))
+	t.Logf("item 4 (%s): heap before the sink %s; retained heap high-water %s = base + %s (%d measurements, %d of them with a producer blocked in the sink); live heap after one GC with the producers running %s; between GCs (%d samples, garbage included) HeapAlloc high-water %s, HeapInuse high-water %s",
+		policy, mib(base), mib(maxRetained), mib(over), gcs, blocked, mib(maxLive), samples, mib(maxAlloc), mib(maxInuse))
+	t.Logf("item 4 (%s): after the outage: Close took %v; stored %d = written = enqueued; retries %d; error reports %d", policy, closeDur.Round(time.Millisecond), stored, st.Retries, len(errs.all()))
+	return over, bufferBytes
+}
