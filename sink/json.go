@@ -6,9 +6,10 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/tablelog/tablelog/internal/schema"
 )
 
 // jsonEncoder writes zap arrays and objects as JSON text, which the entity
@@ -41,7 +42,7 @@ func (j *jsonEncoder) sep() {
 
 func (j *jsonEncoder) key(k string) {
 	j.sep()
-	j.b = appendJSONString(j.b, k)
+	j.b = schema.AppendJSONString(j.b, k)
 	j.b = append(j.b, ':')
 }
 
@@ -73,7 +74,7 @@ func (j *jsonEncoder) AppendReflected(v any) error {
 	js, err := json.Marshal(v)
 	j.sep()
 	if err != nil {
-		j.b = appendJSONString(j.b, err.Error())
+		j.b = schema.AppendJSONString(j.b, err.Error())
 		return err
 	}
 	j.b = append(j.b, js...)
@@ -83,7 +84,7 @@ func (j *jsonEncoder) AppendReflected(v any) error {
 func (j *jsonEncoder) AppendBool(v bool) { j.sep(); j.b = strconv.AppendBool(j.b, v) }
 func (j *jsonEncoder) AppendByteString(v []byte) {
 	j.sep()
-	j.b = appendJSONString(j.b, unsafeString(v))
+	j.b = schema.AppendJSONString(j.b, unsafeString(v))
 }
 func (j *jsonEncoder) AppendComplex128(v complex128) {
 	j.sep()
@@ -104,7 +105,7 @@ func (j *jsonEncoder) AppendInt64(v int64)     { j.sep(); j.b = strconv.AppendIn
 func (j *jsonEncoder) AppendInt32(v int32)     { j.AppendInt64(int64(v)) }
 func (j *jsonEncoder) AppendInt16(v int16)     { j.AppendInt64(int64(v)) }
 func (j *jsonEncoder) AppendInt8(v int8)       { j.AppendInt64(int64(v)) }
-func (j *jsonEncoder) AppendString(v string)   { j.sep(); j.b = appendJSONString(j.b, v) }
+func (j *jsonEncoder) AppendString(v string)   { j.sep(); j.b = schema.AppendJSONString(j.b, v) }
 func (j *jsonEncoder) AppendUint(v uint)       { j.AppendUint64(uint64(v)) }
 func (j *jsonEncoder) AppendUint64(v uint64)   { j.sep(); j.b = strconv.AppendUint(j.b, v, 10) }
 func (j *jsonEncoder) AppendUint32(v uint32)   { j.AppendUint64(uint64(v)) }
@@ -175,48 +176,4 @@ func appendJSONFloat(b []byte, v float64, bits int) []byte {
 		return append(b, `"-Inf"`...)
 	}
 	return strconv.AppendFloat(b, v, 'g', -1, bits)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString writes s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	run := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[run:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			run = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[run:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			run = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[run:]...)
-	return append(b, '"')
 }
