@@ -11,7 +11,7 @@ FUZZTIME  ?= 10s
 .PHONY: test demo bench fuzz vet fmt-check azurite build clean demo-stop
 
 ## test: install what is missing, then vet, gofmt check, race tests, short fuzz runs
-test: azurite vet fmt-check
+test: azurite vet fmt-check build
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
