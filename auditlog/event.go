@@ -133,7 +133,7 @@ func (w *Writer) prepare(ev Event, now time.Time) (*prepared, error) {
 		var b bytes.Buffer
 		enc := json.NewEncoder(&b)
 		enc.SetEscapeHTML(false)
-		if err := enc.Encode(ev.Attrs); err != nil {
+		if err := encodeAttrs(enc, ev.Attrs); err != nil {
 			return nil, fmt.Errorf("%w: Attrs: %v", ErrInvalidEvent, err)
 		}
 		attrs = string(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
@@ -185,4 +185,16 @@ func utf16Len(s string) int {
 		}
 	}
 	return n
+}
+
+// encodeAttrs encodes attrs, turning a panic of a MarshalJSON or
+// MarshalText method into an error: an invalid event, not a crash of the
+// caller.
+func encodeAttrs(enc *json.Encoder, attrs map[string]any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("encoding panicked: %v", r)
+		}
+	}()
+	return enc.Encode(attrs)
 }

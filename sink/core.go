@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 	"unsafe"
@@ -57,7 +58,7 @@ func (c *core) With(fields []zapcore.Field) zapcore.Core {
 	st.enc.ResetFragment()
 	st.enc.AppendFragment(c.frag)
 	for i := range fields {
-		fields[i].AddTo(&st.fields)
+		st.addField(&fields[i])
 	}
 	clone := &core{LevelEnabler: c.LevelEnabler, s: c.s, frag: st.enc.Fragment()}
 	c.s.putState(st)
@@ -99,7 +100,7 @@ func (c *core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 	}
 	enc.AppendFragment(c.frag)
 	for i := range fields {
-		fields[i].AddTo(&st.fields)
+		st.addField(&fields[i])
 	}
 	err := s.put(st, pk)
 	if ent.Level > zapcore.ErrorLevel && err == nil {
@@ -115,6 +116,19 @@ func (c *core) Sync() error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.SyncTimeout)
 	defer cancel()
 	return c.s.Flush(ctx)
+}
+
+// addField encodes one zap field. A MarshalLogObject, MarshalLogArray (or
+// a nested one) that panics does not reach the caller: the field is stored
+// as the text "<panic: …>" instead (zap's own encoders already recover
+// Stringer and error panics).
+func (st *encState) addField(f *zapcore.Field) {
+	defer func() {
+		if r := recover(); r != nil {
+			st.enc.String(f.Key, fmt.Sprintf("<panic: %v>", r))
+		}
+	}()
+	f.AddTo(&st.fields)
 }
 
 // zapSeverity maps a zap level to slog's scale: debug -4, info 0, warn 4,

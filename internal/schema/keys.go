@@ -56,11 +56,34 @@ func PartitionKey(service string, t time.Time) string {
 	return string(AppendPartitionKey(make([]byte, 0, len(service)+9), service, t))
 }
 
-// AppendPartitionKey appends PartitionKey(service, t) to dst.
+// AppendPartitionKey appends PartitionKey(service, t) to dst. A time
+// outside what keys can express is clamped first (see KeyTime), so a record
+// stamped in the year 10000 lands in the day 9999-12-31, not in a key no
+// reader can parse.
 func AppendPartitionKey(dst []byte, service string, t time.Time) []byte {
 	dst = append(dst, service...)
 	dst = append(dst, '_')
-	return t.UTC().AppendFormat(dst, DayLayout)
+	return KeyTime(t).UTC().AppendFormat(dst, DayLayout)
+}
+
+// Key time bounds: ULIDs start at the Unix epoch, and a yyyyMMdd day ends
+// with 9999-12-31.
+var (
+	minKeyTime = time.Unix(0, 0).UTC()
+	maxKeyTime = time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC)
+)
+
+// KeyTime clamps t to the times keys can express, 1970-01-01 through
+// 9999-12-31T23:59:59.999Z. PartitionKey, Generator and RowKeyRange all
+// clamp the same way, so a record's partition and RowKey always agree.
+func KeyTime(t time.Time) time.Time {
+	switch {
+	case t.Before(minKeyTime):
+		return minKeyTime
+	case t.After(maxKeyTime):
+		return maxKeyTime
+	}
+	return t
 }
 
 // ShardPartitionKey returns "<service>_<yyyyMMdd>_<shard>"; shard 0 is the
@@ -198,14 +221,7 @@ func rowKeyMs(ms uint64) string {
 }
 
 func msOf(t time.Time) uint64 {
-	ms := t.UnixMilli()
-	if ms < 0 {
-		return 0
-	}
-	if uint64(ms) > ulid.MaxTime() {
-		return ulid.MaxTime()
-	}
-	return uint64(ms)
+	return uint64(KeyTime(t).UnixMilli())
 }
 
 // Generator makes ULIDs that increase strictly, even within one millisecond
@@ -227,14 +243,22 @@ func NewGenerator(r io.Reader) *Generator {
 	return &Generator{entropy: ulid.Monotonic(r, 0)}
 }
 
-// New returns a ULID for time t, strictly greater than every ULID this
-// Generator returned before. If t is earlier than the previous ULID's time
-// (a clock step back), the previous time is reused so order still holds.
+// maxStepBack is how far (ms) a time may lie before the previous ULID's and
+// still be moved forward to it.
+const maxStepBack = 1000
+
+// New returns a ULID for time t (clamped by KeyTime). Within a millisecond
+// and across a small clock step back (up to a second, as when goroutines
+// stamp records just before taking the lock), it is strictly greater than
+// every ULID this Generator returned before: the previous time is reused.
+// A time further back (a record stamped with an old time on purpose) gets
+// a ULID of its own time, so its RowKey stays in its day's partition; it is
+// still unique (80 random bits).
 func (g *Generator) New(t time.Time) ulid.ULID {
 	ms := msOf(t)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if lastMs := g.last.Time(); ms < lastMs {
+	if lastMs := g.last.Time(); ms < lastMs && lastMs-ms <= maxStepBack {
 		ms = lastMs
 	}
 	// Built from g.rand, which lives with g: a local passed to the entropy's
@@ -243,7 +267,7 @@ func (g *Generator) New(t time.Time) ulid.ULID {
 	var id ulid.ULID
 	_ = id.SetTime(ms)
 	copy(id[6:], g.rand[:])
-	if err != nil || id.Compare(g.last) <= 0 {
+	if (err != nil || id.Compare(g.last) <= 0) && ms >= g.last.Time() {
 		// Entropy overflow within one millisecond: step to the next one.
 		id = g.last
 		incr(&id)

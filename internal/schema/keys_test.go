@@ -105,9 +105,13 @@ func TestGeneratorConcurrentAndClockStepBack(t *testing.T) {
 		t.Fatalf("%d distinct ids, want 4000", len(seen))
 	}
 	a := g.New(now)
-	b := g.New(now.Add(-time.Hour))
+	b := g.New(now.Add(-500 * time.Millisecond))
 	if b.Compare(a) <= 0 {
-		t.Fatal("clock step back broke order")
+		t.Fatal("a small clock step back broke order")
+	}
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	if c := g.New(old); c.Time() != uint64(old.UnixMilli()) {
+		t.Fatal("a record stamped in the past did not keep its own time")
 	}
 }
 
@@ -185,4 +189,22 @@ func FuzzRowKey(f *testing.F) {
 			t.Fatalf("record at %d outside its own range [%s,%s): %s", a, lo, hi, ra)
 		}
 	})
+}
+
+func TestKeysClampOutOfRangeTimes(t *testing.T) {
+	g := NewGenerator(nil)
+	for _, ts := range []time.Time{
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1500, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		pk := PartitionKey("svc", ts)
+		_, day, _, err := ParsePartitionKey(pk)
+		if err != nil {
+			t.Fatalf("%v: partition key %q does not parse: %v", ts, pk, err)
+		}
+		rkTime, _ := RowKeyTime(RowKey(g.New(ts)))
+		if !Day(rkTime).Equal(day) {
+			t.Errorf("%v: RowKey time %v is not in the partition's day %v", ts, rkTime, day)
+		}
+	}
 }
