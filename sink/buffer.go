@@ -37,6 +37,13 @@ const (
 	maxSlabRecord = slabSize / 8
 )
 
+// recordOverhead is what BufferBytes counts for each buffered record
+// besides its entity bytes: its bookkeeping (the record header in the
+// pending queue, the dispatcher's queue and a transaction, with slice
+// growth), measured at about 250 bytes. Without it a buffer of small
+// records would hold far more memory than BufferBytes.
+const recordOverhead = 256
+
 // waiter is a Flush waiting for the records enqueued before it.
 type waiter struct {
 	upto      uint64 // records with seq <= upto
@@ -52,6 +59,7 @@ type waiter struct {
 // full it waits on disk.
 func (s *Sink) enqueue(pk, rk string, entity []byte) error {
 	n := len(entity)
+	cost := n + recordOverhead
 	var (
 		tk      spool.Ticket
 		spooled bool
@@ -60,7 +68,7 @@ func (s *Sink) enqueue(pk, rk string, entity []byte) error {
 		tk, spooled = s.spoolAppend(pk, rk, entity)
 	}
 	s.mu.Lock()
-	for !s.closed && !spooled && s.bufBytes > 0 && s.bufBytes+n > s.opts.BufferBytes {
+	for !s.closed && !spooled && s.bufBytes > 0 && s.bufBytes+cost > s.opts.BufferBytes {
 		if s.opts.Overflow == DropNewest {
 			s.c.dropped.Add(1)
 			s.mu.Unlock()
@@ -85,7 +93,7 @@ func (s *Sink) enqueue(pk, rk string, entity []byte) error {
 	s.seq++
 	s.bufRecs++
 	s.c.enqueued.Add(1)
-	if spooled && (s.spill.len() > 0 || (s.bufBytes > 0 && s.bufBytes+n > s.opts.BufferBytes)) {
+	if spooled && (s.spill.len() > 0 || (s.bufBytes > 0 && s.bufBytes+cost > s.opts.BufferBytes)) {
 		// The buffer is full (or others already wait on disk): keep only
 		// the Ticket; the dispatcher reads the record back in its turn.
 		first := s.spill.len() == 0
@@ -101,7 +109,7 @@ func (s *Sink) enqueue(pk, rk string, entity []byte) error {
 	s.copyEntity(&r, entity)
 	s.pending = append(s.pending, r)
 	s.pendingBytes += n
-	s.bufBytes += n
+	s.bufBytes += cost
 	kick := s.kickLocked()
 	s.mu.Unlock()
 	if kick {
@@ -189,7 +197,7 @@ func (s *Sink) finish(recs []record, ok bool, cause error) {
 	}
 	for i := range recs {
 		r := &recs[i]
-		s.bufBytes -= len(r.data)
+		s.bufBytes -= len(r.data) + recordOverhead
 		if r.slab != nil {
 			s.release(r.slab)
 		}

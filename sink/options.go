@@ -98,8 +98,9 @@ type Options struct {
 	FlushInterval time.Duration
 
 	// BufferBytes bounds the memory held by records that are written but
-	// not yet stored (the bytes of their encoded entities, including those
-	// in transactions being sent or retried). Default 64 MiB. A single
+	// not yet stored: the bytes of their encoded entities, including those
+	// in transactions being sent or retried, plus 256 bytes per record for
+	// its bookkeeping. Default 64 MiB. A single
 	// record larger than BufferBytes is accepted when the buffer is empty.
 	// Beyond it the sink holds a fixed amount: up to 2 MiB of blocks kept
 	// for reuse and the request bodies of the transactions in flight.

@@ -153,10 +153,10 @@ func (d *dispatcher) refill() bool {
 	d.take = d.take[:0]
 	for s.spill.len() > 0 {
 		h := s.spill.peek()
-		if s.bufBytes > 0 && s.bufBytes+int(h.n) > s.opts.BufferBytes {
+		if s.bufBytes > 0 && s.bufBytes+int(h.n)+recordOverhead > s.opts.BufferBytes {
 			break
 		}
-		s.bufBytes += int(h.n)
+		s.bufBytes += int(h.n) + recordOverhead
 		d.take = append(d.take, s.spill.pop())
 	}
 	more := s.spill.len() > 0
@@ -199,7 +199,7 @@ func (s *Sink) replay() {
 func (s *Sink) enqueueReplayed(tk spool.Ticket, r spool.Record) bool {
 	n := len(r.Entity)
 	s.mu.Lock()
-	for !s.replayStop && s.bufBytes > 0 && s.bufBytes+n > s.opts.BufferBytes {
+	for !s.replayStop && s.bufBytes > 0 && s.bufBytes+n+recordOverhead > s.opts.BufferBytes {
 		s.blocked++
 		s.signal(s.flushNow)
 		s.space.Wait()
@@ -212,7 +212,7 @@ func (s *Sink) enqueueReplayed(tk spool.Ticket, r spool.Record) bool {
 	s.seq++
 	s.pending = append(s.pending, record{pk: r.PartitionKey, data: r.Entity, seq: s.seq, tk: tk, replayed: true})
 	s.pendingBytes += n
-	s.bufBytes += n
+	s.bufBytes += n + recordOverhead
 	s.bufRecs++
 	s.c.enqueued.Add(1)
 	s.c.replayed.Add(1)
