@@ -99,7 +99,7 @@ type Options struct {
 
 	// BufferBytes bounds the memory held by records that are written but
 	// not yet stored: the bytes of their encoded entities, including those
-	// in transactions being sent or retried, plus 256 bytes per record for
+	// in transactions being sent or retried, plus 512 bytes per record for
 	// its bookkeeping. Default 64 MiB. A single
 	// record larger than BufferBytes is accepted when the buffer is empty.
 	// Beyond it the sink holds a fixed amount: up to 2 MiB of blocks kept

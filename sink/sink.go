@@ -175,7 +175,7 @@ type Stats struct {
 	CatalogWrites uint64 // catalog entities stored (or found already stored)
 
 	BufferedRecords int // records enqueued and not yet stored or given up on (those waiting in the spool included)
-	BufferedBytes   int // entity bytes (+256 each) of those held in memory, bounded by Options.BufferBytes
+	BufferedBytes   int // entity bytes (+512 each) of those held in memory, bounded by Options.BufferBytes
 
 	// The spool (Options.SpoolDir); all zero without one.
 	SpooledRecords uint64 // records appended to the spool (safe from a process crash once written)
