@@ -13,6 +13,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/tablelog/tablelog/internal/account"
 )
 
 // Environment variables read for the connection, in order of precedence
@@ -22,17 +24,12 @@ const (
 	envAzureConnectionString = "AZURE_STORAGE_CONNECTION_STRING"
 )
 
-// The local emulator's well-known account (Azurite's defaults; the key is
-// public and the same on every machine).
+// The local emulator's well-known account (internal/account owns it).
 const (
-	emulatorAccount = "devstoreaccount1"
-	emulatorKey     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-	emulatorURL     = "http://127.0.0.1:10002/" + emulatorAccount
+	emulatorKey              = account.EmulatorKey
+	emulatorURL              = account.EmulatorURL
+	emulatorConnectionString = account.EmulatorConnectionString
 )
-
-// emulatorConnectionString reaches Azurite on its default table port.
-const emulatorConnectionString = "DefaultEndpointsProtocol=http;AccountName=" + emulatorAccount +
-	";AccountKey=" + emulatorKey + ";TableEndpoint=" + emulatorURL + ";"
 
 // connFlags are the connection flags every subcommand takes.
 type connFlags struct {

@@ -11,12 +11,18 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 )
 
-// EmulatorConnectionString reaches the Azurite table service on its default
-// port with its well-known development account (a public, documented key
-// that only works against the emulator).
-const EmulatorConnectionString = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;" +
-	"AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;" +
-	"TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+// The local emulator's well-known development account: Azurite's defaults
+// (the key is public, documented and the same on every machine; it only
+// works against the emulator, and is still never printed).
+const (
+	EmulatorAccount = "devstoreaccount1"
+	EmulatorKey     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+	EmulatorURL     = "http://127.0.0.1:10002/" + EmulatorAccount // the table service on its default port
+)
+
+// EmulatorConnectionString reaches the Azurite table service at EmulatorURL.
+const EmulatorConnectionString = "DefaultEndpointsProtocol=http;AccountName=" + EmulatorAccount +
+	";AccountKey=" + EmulatorKey + ";TableEndpoint=" + EmulatorURL + ";"
 
 // Env variables read by ConnectionString, in order of precedence.
 var Env = []string{"TABLELOG_CONNECTION_STRING", "AZURE_STORAGE_CONNECTION_STRING"}

@@ -18,14 +18,16 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/tablelog/tablelog/internal/account"
 )
 
 // The emulator's well-known development account. The key is public (it is
 // printed in Azurite's documentation); it is still never written to logs or
 // error messages by this package.
 const (
-	AccountName = "devstoreaccount1"
-	AccountKey  = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+	AccountName = account.EmulatorAccount
+	AccountKey  = account.EmulatorKey
 )
 
 // Timeouts for starting and stopping the emulator. Node starts Azurite in

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tablelog/tablelog/auditlog"
+	"github.com/tablelog/tablelog/internal/account"
 	"github.com/tablelog/tablelog/sink"
 )
 
@@ -34,10 +35,7 @@ func main() {
 func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cs := os.Getenv("TABLELOG_CONNECTION_STRING")
-	if cs == "" {
-		cs = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
-	}
+	cs, _ := account.ConnectionString(os.Getenv)
 	svc, err := aztables.NewServiceClientFromConnectionString(cs, nil)
 	if err != nil {
 		return err
