@@ -15,11 +15,12 @@
 //   - bounded memory: during a 30 s outage with a producer at full speed the
 //     live heap stays within BufferBytes plus a small constant, for Block and
 //     DropNewest (TestBoundedMemoryDuringOutage);
-//   - a corpus of hostile inputs through zap, slog and auditlog: each is
-//     stored (repaired, with a visible marker where needed) or reported,
-//     never poisons the good records of its transaction and never panics the
-//     caller; every stored entity passes azurite.ValidateEntity
-//     (TestHostileInputs);
+//   - a corpus of hostile inputs through zap and slog (TestHostileInputs)
+//     and auditlog (TestHostileAuditEvents), each written between two good
+//     records of the same transaction: each is stored (repaired, with a
+//     visible marker where needed) or reported, never poisons the good
+//     records and never panics the caller; every stored entity passes
+//     azurite.ValidateEntity, on the way in (strict proxy) and as read back;
 //   - the Makefile's fuzz target runs every Fuzz function of the module and
 //     leaves crashers in testdata/fuzz (TestMakefileFuzzTarget);
 //   - 32 goroutines logging through shared zap With loggers and slog
@@ -33,8 +34,12 @@
 //
 //	go test -race -count=1 -v ./reliability
 //
-// The whole package takes about three minutes with -race on a 2-core
-// machine: the two memory tests run alone, 30 s of outage each (the heap is
-// shared by the process), and the other tests run in parallel after them,
-// the longest being the 100,000-record run and the 20 s outages.
+// The package takes about four minutes with -race on a 2-core machine. The
+// memory test runs first and alone (the heap is the whole process's): two
+// 30 s outages, about 80 s. Then the other tests run in parallel, the
+// longest being the 100,000-record run (about two minutes, on an Azurite
+// of its own) and the 20 s outages.
+//
+// Cases that fail because of bugs in other packages (see the reliability
+// report on issue 7) join the suite once those are fixed.
 package reliability

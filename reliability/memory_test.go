@@ -60,7 +60,7 @@ func memRecords(zl *zap.Logger, sl *slog.Logger, producer, i int) {
 func TestBoundedMemoryDuringOutage(t *testing.T) {
 	for _, policy := range []sink.Overflow{sink.Block, sink.DropNewest} {
 		t.Run(policy.String(), func(t *testing.T) {
-			retained, budget := boundedMemory(t, policy, memRecords)
+			retained, budget := boundedMemory(t, policy, 30*time.Second, memRecords)
 			if retained > budget+memSlack {
 				t.Errorf("the retained heap grew by %s during the outage; bound BufferBytes %s + %s", mib(retained), mib(budget), mib(memSlack))
 			}
@@ -68,13 +68,12 @@ func TestBoundedMemoryDuringOutage(t *testing.T) {
 	}
 }
 
-// boundedMemory runs the outage with producers calling write and returns
+// boundedMemory runs an outage with producers calling write and returns
 // the retained heap's high-water above the heap before the sink, and
 // BufferBytes.
-func boundedMemory(t *testing.T, policy sink.Overflow, write func(zl *zap.Logger, sl *slog.Logger, producer, i int)) (retained, budget uint64) {
+func boundedMemory(t *testing.T, policy sink.Overflow, outage time.Duration, write func(zl *zap.Logger, sl *slog.Logger, producer, i int)) (retained, budget uint64) {
 	const (
 		bufferBytes = 8 << 20
-		outage      = 30 * time.Second
 		warmup      = time.Second
 	)
 	name, p, tbl := faultyTable(t)
