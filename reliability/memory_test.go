@@ -107,7 +107,9 @@ func boundedMemory(t *testing.T, policy sink.Overflow, outage time.Duration, wri
 	}
 	time.Sleep(warmup)
 	stWarm := s.Stats()
-	p.Outage(outage)
+	// The proxy's outage lasts a second longer than the measurement, so
+	// that the last samples (and stOutage) are all taken during it.
+	p.Outage(outage + time.Second)
 	outageStart := time.Now()
 
 	var (
