@@ -189,7 +189,9 @@ func RowKeyTime(rk string) (time.Time, error) {
 func RowKeyRange(since, until time.Time) (lo, hi string) {
 	// Newest record allowed: time until-1ms with the largest entropy; its
 	// RowKey is the smallest. Every ULID with ms < untilMs has RowKey >= lo.
-	if until.IsZero() {
+	// Past the last key time (clamped, see KeyTime) the range is open: the
+	// records stamped then carry maxKeyTime and must stay inside it.
+	if until.IsZero() || until.After(maxKeyTime) {
 		lo = RowKey(ulid.ULID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	} else {
 		u := msOf(until)

@@ -208,3 +208,17 @@ func TestKeysClampOutOfRangeTimes(t *testing.T) {
 		}
 	}
 }
+
+func TestRowKeyRangeBeyondTheLastKeyTime(t *testing.T) {
+	rk := RowKey(NewGenerator(nil).New(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)))
+	for _, until := range []time.Time{
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		lo, hi := RowKeyRange(time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), until)
+		if !(lo <= rk && rk < hi) {
+			t.Errorf("until %v: a record stamped after 9999 is outside [%s, %s)", until, lo, hi)
+		}
+	}
+}
