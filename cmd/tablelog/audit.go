@@ -402,22 +402,6 @@ func (a *app) resolveAudit(cmd string, f *auditFilterFlags, positional []string)
 	return q, services, nil
 }
 
-// auditServices returns the services given, or those of the audit
-// catalog.
-func (a *app) auditServices(ctx context.Context, r *query.Reader, given []string, table string) ([]string, error) {
-	if len(given) > 0 {
-		return given, nil
-	}
-	services, err := r.Services(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if len(services) == 0 {
-		return nil, fmt.Errorf("the catalog of table %q lists no audit trails (nothing recorded yet, or another table: --audit-table)", table)
-	}
-	return services, nil
-}
-
 func (a *app) auditLs(ctx context.Context, args []string) error {
 	const cmd = "audit ls"
 	fs := a.newFlagSet(cmd, auditLsUsage)
@@ -457,7 +441,7 @@ func (a *app) auditLs(ctx context.Context, args []string) error {
 		return err
 	}
 	r := query.New(t.audit)
-	if services, err = a.auditServices(ctx, r, services, cf.auditTable); err != nil {
+	if services, err = a.catalogServices(ctx, r, services, "audit trails (nothing recorded yet, or another table: --audit-table)", cf.auditTable); err != nil {
 		return err
 	}
 	streams := make([]iter.Seq2[query.AuditEvent, error], len(services))
@@ -648,7 +632,7 @@ func (a *app) auditExport(ctx context.Context, args []string) error {
 		return err
 	}
 	r := query.New(t.audit)
-	if services, err = a.auditServices(ctx, r, services, cf.auditTable); err != nil {
+	if services, err = a.catalogServices(ctx, r, services, "audit trails (nothing recorded yet, or another table: --audit-table)", cf.auditTable); err != nil {
 		return err
 	}
 	out := bufio.NewWriter(a.stdout)

@@ -219,9 +219,10 @@ func grepMatch(re *regexp.Regexp, rec *query.Record) bool {
 	return found
 }
 
-// resolveServices returns the services to read: the ones given, or every
-// service of the catalog.
-func (a *app) resolveServices(ctx context.Context, r *query.Reader, given []string, table string) ([]string, error) {
+// catalogServices returns the services to read: the ones given, or every
+// service of table's catalog. none says what an empty catalog lacks (and
+// what to do about it).
+func (a *app) catalogServices(ctx context.Context, r *query.Reader, given []string, none, table string) ([]string, error) {
 	if len(given) > 0 {
 		return given, nil
 	}
@@ -230,9 +231,14 @@ func (a *app) resolveServices(ctx context.Context, r *query.Reader, given []stri
 		return nil, err
 	}
 	if len(services) == 0 {
-		return nil, fmt.Errorf("the catalog of table %q lists no services (nothing written yet, or another table: --logs-table); pass -s SERVICE", table)
+		return nil, fmt.Errorf("the catalog of table %q lists no %s", table, none)
 	}
 	return services, nil
+}
+
+// resolveServices is catalogServices for the logs table.
+func (a *app) resolveServices(ctx context.Context, r *query.Reader, given []string, table string) ([]string, error) {
+	return a.catalogServices(ctx, r, given, "services (nothing written yet, or another table: --logs-table); pass -s SERVICE", table)
 }
 
 // newer reports whether a sorts before b newest-first.

@@ -279,38 +279,26 @@ func parseWhereFor(src string, audit bool) (query.Filter, error) {
 	return f, nil
 }
 
-func (p *parser) parseOr() (query.Filter, error) {
-	first, err := p.parseAnd()
-	if err != nil {
-		return query.Filter{}, err
-	}
-	parts := []query.Filter{first}
-	for isKeyword(p.peek(), "or") {
-		p.next()
-		f, err := p.parseAnd()
-		if err != nil {
-			return query.Filter{}, err
-		}
-		parts = append(parts, f)
-	}
-	return query.Or(parts...), nil
-}
+func (p *parser) parseOr() (query.Filter, error) { return p.parseList("or", p.parseAnd, query.Or) }
 
-func (p *parser) parseAnd() (query.Filter, error) {
-	first, err := p.parseUnary()
+func (p *parser) parseAnd() (query.Filter, error) { return p.parseList("and", p.parseUnary, query.And) }
+
+// parseList parses operands joined by the keyword and combines them.
+func (p *parser) parseList(keyword string, operand func() (query.Filter, error), combine func(...query.Filter) query.Filter) (query.Filter, error) {
+	first, err := operand()
 	if err != nil {
 		return query.Filter{}, err
 	}
 	parts := []query.Filter{first}
-	for isKeyword(p.peek(), "and") {
+	for isKeyword(p.peek(), keyword) {
 		p.next()
-		f, err := p.parseUnary()
+		f, err := operand()
 		if err != nil {
 			return query.Filter{}, err
 		}
 		parts = append(parts, f)
 	}
-	return query.And(parts...), nil
+	return combine(parts...), nil
 }
 
 func (p *parser) parseUnary() (query.Filter, error) {
