@@ -3,6 +3,7 @@ package schema
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -238,6 +239,51 @@ func TestAppendTime7MatchesLayout(t *testing.T) {
 	} {
 		if got, want := string(appendTime7(nil, ts)), ts.UTC().Format(timeLayout); got != want {
 			t.Errorf("appendTime7(%v) = %s, want %s", ts, got, want)
+		}
+	}
+}
+
+// The day cache formats every time as appendTime7 does, across day
+// boundaries in both directions and before 1970.
+func TestDayCacheAppendTime7(t *testing.T) {
+	var d dayCache
+	base := time.Date(2026, 11, 25, 23, 59, 59, 999_999_900, time.UTC)
+	for _, ts := range []time.Time{
+		base, base.Add(100 * time.Nanosecond), base.Add(-24 * time.Hour), base.Add(time.Hour),
+		time.Date(1969, 12, 31, 23, 59, 59, 500, time.UTC), time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1601, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		base.In(time.FixedZone("x", -7*3600)), base.Add(-48 * time.Hour),
+	} {
+		if got, want := string(d.appendTime7(nil, ts)), ts.UTC().Format(timeLayout); got != want {
+			t.Errorf("dayCache.appendTime7(%v) = %s, want %s", ts, got, want)
+		}
+	}
+}
+
+// The name cache gives every key the name EncodeName gives it, whichever
+// keys share a slot, and the duplicate check still sees cached names.
+func TestNameCache(t *testing.T) {
+	var e Encoder
+	keys := []string{"a", "b", "user_id", "Time", "PartitionKey", "and", "x_y", "_", "é", "a.b", "k1", "k2",
+		"a_", "ab", "ba", strings.Repeat("k", 32), strings.Repeat("k", 33), strings.Repeat("é", 20)}
+	for i := range 100 {
+		keys = append(keys, fmt.Sprintf("field%d", i))
+	}
+	for round := range 3 {
+		e.Reset("p", "r")
+		for _, k := range keys {
+			e.Int64(k, 1)
+			if got, want := string(e.name), EncodeName(k); got != want {
+				t.Fatalf("round %d: name of %q = %q, want %q", round, k, got, want)
+			}
+		}
+		e.Int64("user_id", 2) // a duplicate: goes to Extra
+		var m map[string]any
+		if err := json.Unmarshal(e.Finish(), &m); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m[ColExtra]; !ok {
+			t.Fatalf("round %d: duplicate key not in Extra", round)
 		}
 	}
 }

@@ -70,6 +70,8 @@ type Encoder struct {
 	cols   []fragCol // when building a fragment: one per column
 	name   []byte    // scratch: the current property name
 	tmp    []byte    // scratch
+	nc     *nameCache
+	day    dayCache
 
 	repairs, truncs int
 }
@@ -236,7 +238,9 @@ func (e *Encoder) SetTime(t time.Time) {
 		}
 	}
 	e.sysColumn(ColTime, 8)
-	e.buf = appendDateTime(e.buf, ColTime, t)
+	e.buf = append(e.buf, `,"`+ColTime+`@odata.type":"Edm.DateTime","`+ColTime+`":"`...)
+	e.buf = e.day.appendTime7(e.buf, t)
+	e.buf = append(e.buf, '"')
 }
 
 // SetLevel writes the Level (text) and Severity (Edm.Int32) columns.
@@ -276,20 +280,37 @@ func (e *Encoder) sysString(col, s string) {
 // when the field cannot be a column (a duplicate name, or no property slot
 // left): the caller then stores it in Extra.
 func (e *Encoder) begin(key string, follow bool) bool {
-	e.name = append(e.name[:0], e.prefix...)
-	start := len(e.prefix)
-	e.name = appendSegment(e.name, key, start == 0, follow)
-	if start == 0 {
-		e.name = escapeReserved(e.name, 0)
+	var (
+		h  uint64
+		ok bool
+	)
+	cache := len(e.prefix) == 0 && !follow
+	if cache && e.nc != nil {
+		e.name, h, ok = e.nc.lookup(e.name[:0], key)
 	}
-	if len(e.name) > maxColumnName {
-		e.name = shortenName(e.name, chunkSuffixRoom)
-		e.addName(e.name, key)
+	if !ok {
+		e.name = append(e.name[:0], e.prefix...)
+		start := len(e.prefix)
+		e.name = appendSegment(e.name, key, start == 0, follow)
+		if start == 0 {
+			e.name = escapeReserved(e.name, 0)
+		}
+		if len(e.name) > maxColumnName {
+			e.name = shortenName(e.name, chunkSuffixRoom)
+			e.addName(e.name, key)
+			cache = false
+		}
+		h = fnv64(e.name)
+		if cache {
+			if e.nc == nil {
+				e.nc = new(nameCache)
+			}
+			e.nc.store(key, e.name, h)
+		}
 	}
 	if e.nprops >= MaxProperties-metaProps {
 		return false
 	}
-	h := fnv64(e.name)
 	if e.seen(h) {
 		return false
 	}
@@ -522,13 +543,13 @@ func (e *Encoder) Time(key string, t time.Time) {
 	}
 	if !e.begin(key, false) {
 		e.tmp = append(e.tmp[:0], '"')
-		e.tmp = appendTime7(e.tmp, t)
+		e.tmp = e.day.appendTime7(e.tmp, t)
 		e.extraRaw(key, append(e.tmp, '"'))
 		return
 	}
 	if e.column(8, "Edm.DateTime") {
 		e.buf = append(e.buf, '"')
-		e.buf = appendTime7(e.buf, t)
+		e.buf = e.day.appendTime7(e.buf, t)
 		e.buf = append(e.buf, '"')
 		e.endColumn()
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -157,9 +158,10 @@ func RowKey(id ulid.ULID) string {
 
 // AppendRowKey appends RowKey(id) to dst without allocating.
 func AppendRowKey(dst []byte, id ulid.ULID) []byte {
-	var b [ulid.EncodedSize]byte
-	_ = invert(id).MarshalTextTo(b[:])
-	return append(dst, b[:]...)
+	n := len(dst)
+	dst = slices.Grow(dst, ulid.EncodedSize)[:n+ulid.EncodedSize]
+	_ = invert(id).MarshalTextTo(dst[n:])
+	return dst
 }
 
 // ParseRowKey returns the ULID whose RowKey is rk.
@@ -229,20 +231,27 @@ func msOf(t time.Time) uint64 {
 // Generator makes ULIDs that increase strictly, even within one millisecond
 // and across goroutines. It is safe for concurrent use. The zero value is not
 // usable; call NewGenerator.
+//
+// The first ULID of each millisecond has 80 random bits; the next ones in
+// the same millisecond add one to the previous (the ULID specification's
+// monotonic mode), so two Generators, in one process or several, collide
+// only if their random starts in one millisecond lie within as many
+// records of each other: about n/2^80.
 type Generator struct {
-	mu      sync.Mutex
-	entropy *ulid.MonotonicEntropy
-	last    ulid.ULID
-	rand    [10]byte
+	mu   sync.Mutex
+	r    io.Reader
+	last ulid.ULID
+	ent  [160]byte // random bytes read ahead: 10 per new millisecond
+	used int       // bytes of ent consumed
 }
 
-// NewGenerator returns a Generator seeded from crypto/rand. A nil reader means
+// NewGenerator returns a Generator seeded from r. A nil reader means
 // crypto/rand.
 func NewGenerator(r io.Reader) *Generator {
 	if r == nil {
 		r = rand.Reader
 	}
-	return &Generator{entropy: ulid.Monotonic(r, 0)}
+	return &Generator{r: r, used: len(Generator{}.ent)}
 }
 
 // maxStepBack is how far (ms) a time may lie before the previous ULID's and
@@ -260,22 +269,34 @@ func (g *Generator) New(t time.Time) ulid.ULID {
 	ms := msOf(t)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if lastMs := g.last.Time(); ms < lastMs && lastMs-ms <= maxStepBack {
+	lastMs := g.last.Time()
+	if ms < lastMs && lastMs-ms <= maxStepBack {
 		ms = lastMs
 	}
-	// Built from g.rand, which lives with g: a local passed to the entropy's
-	// io.Reader would escape, and ulid.New allocates likewise.
-	err := g.entropy.MonotonicRead(ms, g.rand[:])
 	var id ulid.ULID
-	_ = id.SetTime(ms)
-	copy(id[6:], g.rand[:])
-	if (err != nil || id.Compare(g.last) <= 0) && ms >= g.last.Time() {
-		// Entropy overflow within one millisecond: step to the next one.
+	if ms == lastMs {
+		// The next ULID of the millisecond; on the (2^-80) overflow of its
+		// random part, the first of the next millisecond.
 		id = g.last
 		incr(&id)
+	} else {
+		_ = id.SetTime(ms)
+		g.random(id[6:])
 	}
 	g.last = id
 	return id
+}
+
+// random fills b (at most len(g.ent) bytes) from the read-ahead buffer. If
+// the reader fails (crypto/rand does not), the previous bytes are used
+// again: ULIDs stay unique within the Generator, since each new one has a
+// new millisecond or adds one to the previous.
+func (g *Generator) random(b []byte) {
+	if g.used+len(b) > len(g.ent) {
+		_, _ = io.ReadFull(g.r, g.ent[:])
+		g.used = 0
+	}
+	g.used += copy(b, g.ent[g.used:])
 }
 
 // incr adds one to id as a 128-bit big-endian integer.

@@ -1,0 +1,101 @@
+package schema
+
+import (
+	"hash/maphash"
+	"time"
+)
+
+// Caches of the encoder's hot path: a record's column names and its day
+// repeat from one record to the next, so the work of encoding them is done
+// once and copied after. Both are fixed-size and own their bytes: they
+// never retain a caller's string and never allocate.
+
+// nameCache maps top-level field keys to their encoded property names and
+// hashes. It is direct-mapped: a key whose slot holds another key is
+// encoded as usual and replaces it.
+type nameCache [nameCacheSlots]cachedName
+
+const (
+	nameCacheSlots = 64 // a power of two
+	maxCachedKey   = 32 // longer keys are not cached
+	maxCachedName  = 48 // nor are keys whose encoded name is longer
+)
+
+type cachedName struct {
+	klen, nlen uint8
+	key        [maxCachedKey]byte
+	name       [maxCachedName]byte
+	hash       uint64
+}
+
+var nameSeed = maphash.MakeSeed()
+
+// slot returns key's slot.
+func (c *nameCache) slot(key string) *cachedName {
+	return &c[maphash.String(nameSeed, key)&(nameCacheSlots-1)]
+}
+
+// lookup appends key's cached name to dst and returns its hash; ok is false
+// when key is not cached.
+func (c *nameCache) lookup(dst []byte, key string) (_ []byte, hash uint64, ok bool) {
+	if len(key) == 0 || len(key) > maxCachedKey {
+		return dst, 0, false
+	}
+	s := c.slot(key)
+	if int(s.klen) != len(key) || string(s.key[:s.klen]) != key {
+		return dst, 0, false
+	}
+	return append(dst, s.name[:s.nlen]...), s.hash, true
+}
+
+// store caches name and hash for key, if both fit.
+func (c *nameCache) store(key string, name []byte, hash uint64) {
+	if len(key) == 0 || len(key) > maxCachedKey || len(name) > maxCachedName {
+		return
+	}
+	s := c.slot(key)
+	s.klen, s.nlen = uint8(copy(s.key[:], key)), uint8(copy(s.name[:], name))
+	s.hash = hash
+}
+
+// dayCache remembers the date of the last time formatted, so formatting
+// another time of the same UTC day costs a few divisions.
+type dayCache struct {
+	ok  bool
+	lo  int64    // Unix second of the day's start
+	ymd [11]byte // "2006-01-02T"
+}
+
+// appendTime7 is appendTime7 with the day's date cached. The year must be
+// 1..9999 (see dateTimeInRange).
+func (d *dayCache) appendTime7(dst []byte, t time.Time) []byte {
+	sec := t.Unix()
+	if !d.ok || sec < d.lo || sec-d.lo >= 86400 {
+		u := t.UTC()
+		hh, mm, ss := u.Clock()
+		d.lo = sec - int64(hh*3600+mm*60+ss)
+		var tmp [28]byte
+		copy(d.ymd[:], appendTime7(tmp[:0], u))
+		d.ok = true
+	}
+	sod := int(sec - d.lo)
+	var b [28]byte
+	copy(b[:11], d.ymd[:])
+	put2 := func(i, v int) {
+		b[i] = byte('0' + v/10)
+		b[i+1] = byte('0' + v%10)
+	}
+	put2(11, sod/3600)
+	b[13] = ':'
+	put2(14, sod/60%60)
+	b[16] = ':'
+	put2(17, sod%60)
+	b[19] = '.'
+	frac := t.Nanosecond() / 100
+	for j := 26; j >= 20; j-- {
+		b[j] = byte('0' + frac%10)
+		frac /= 10
+	}
+	b[27] = 'Z'
+	return append(dst, b[:]...)
+}
