@@ -5,10 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Entity is a log entity read back: the system columns and the fields under
@@ -42,37 +45,69 @@ type Entity struct {
 	Truncated int
 }
 
+// member is one member of the entity's JSON object: its name (unquoted) and
+// its value as JSON text.
+type member struct {
+	key string
+	val string
+}
+
+// column is one property that is part of a text system column or of a
+// field: its base name, continuation index and decoded value.
 type column struct {
-	path  []string
+	base  string
+	sys   int // index in sysColumns + 1; 0 for a field
 	chunk int
 	val   any
 }
 
+// sysColumns are the text system columns, which may have continuation
+// columns.
+var sysColumns = [...]string{ColLevel, ColMsg, ColLogger, ColCaller, ColStack, ColExtra, ColNames}
+
+const odataType = "@odata.type"
+
 // Decode parses one entity as the Table service returns it (JSON with
 // minimal or full metadata, as aztables passes it on). It returns an error
 // only for input that is not a JSON object.
+//
+// The entity is split into its members by a single pass over the text (see
+// scanObject); input that pass does not take (not a well-formed object, a
+// repeated member name, deep nesting) is left to encoding/json, with the
+// same result. Strings in the result may share memory with one copy of raw.
 func Decode(raw []byte) (Entity, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return Entity{}, fmt.Errorf("tablelog: decode entity: %w", err)
+	var buf [64]member
+	src := string(raw)
+	ms, ok := scanObject(src, buf[:0])
+	if ok {
+		ok = !hasDuplicate(ms)
 	}
-	types := map[string]string{}
-	for k, v := range m {
-		if name, ok := strings.CutSuffix(k, "@odata.type"); ok {
-			var t string
-			_ = json.Unmarshal(v, &t)
-			types[name] = t
+	if !ok {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return Entity{}, fmt.Errorf("tablelog: decode entity: %w", err)
+		}
+		ms = ms[:0]
+		for k, v := range m {
+			ms = append(ms, member{key: k, val: string(bytes.TrimSpace(v))})
 		}
 	}
+	return assemble(ms), nil
+}
+
+// assemble builds the Entity from the members of its JSON object, which
+// are well-formed JSON values under distinct names.
+func assemble(ms []member) Entity {
 	var ent Entity
-	sys := map[string][]column{}    // system text columns and their chunks
-	groups := map[string][]column{} // field columns keyed by base property name
-	var names map[string][]string
-	for k, rawv := range m {
-		if strings.Contains(k, "@") || strings.HasPrefix(k, "odata.") {
+	var cbuf [64]column
+	cols := cbuf[:0]
+	nfields := 0
+	for i := range ms {
+		k := ms[i].key
+		if strings.IndexByte(k, '@') >= 0 || strings.HasPrefix(k, "odata.") {
 			continue
 		}
-		v := decodeValue(rawv, types[k])
+		v := decodeValue(ms[i].val, typeOf(ms, i))
 		switch k {
 		case ColPartitionKey:
 			ent.PartitionKey, _ = v.(string)
@@ -94,55 +129,101 @@ func Decode(raw []byte) (Entity, error) {
 			continue
 		}
 		base, n := splitChunk(k)
-		switch base {
-		case ColLevel, ColMsg, ColLogger, ColCaller, ColStack, ColExtra, ColNames:
-			sys[base] = append(sys[base], column{chunk: n, val: v})
-			continue
+		sys := 0
+		for j, c := range sysColumns {
+			if base == c {
+				sys = j + 1
+				break
+			}
 		}
-		groups[base] = append(groups[base], column{chunk: n, val: v})
-	}
-	text := func(col string) string {
-		cs := sys[col]
-		sort.Slice(cs, func(i, j int) bool { return cs[i].chunk < cs[j].chunk })
-		var b strings.Builder
-		for _, c := range cs {
-			s, _ := c.val.(string)
-			b.WriteString(s)
+		if sys == 0 {
+			nfields++
 		}
-		return b.String()
+		cols = append(cols, column{base: base, sys: sys, chunk: n, val: v})
 	}
-	ent.Level, ent.Msg, ent.Logger = text(ColLevel), text(ColMsg), text(ColLogger)
-	ent.Caller, ent.Stack = text(ColCaller), text(ColStack)
-	if s := text(ColNames); s != "" {
-		_ = json.Unmarshal([]byte(s), &names)
+	// System columns first, then fields by base name, each name's columns
+	// by continuation index.
+	cmp := func(a, b column) int {
+		if a.sys != b.sys {
+			if a.sys == 0 || b.sys == 0 {
+				return b.sys - a.sys
+			}
+			return a.sys - b.sys
+		}
+		if c := strings.Compare(a.base, b.base); c != 0 {
+			return c
+		}
+		return a.chunk - b.chunk
 	}
-	ent.Fields = map[string]any{}
-	bases := make([]string, 0, len(groups))
-	for b := range groups {
-		bases = append(bases, b)
+	if !slices.IsSortedFunc(cols, cmp) {
+		slices.SortFunc(cols, cmp)
 	}
-	sort.Strings(bases)
-	for _, base := range bases {
-		cs := groups[base]
-		sort.Slice(cs, func(i, j int) bool { return cs[i].chunk < cs[j].chunk })
+	var names map[string][]string
+	var extra string
+	i := 0
+	for ; i < len(cols) && cols[i].sys != 0; i++ {
+		j := i + 1
+		for j < len(cols) && cols[j].sys == cols[i].sys {
+			j++
+		}
+		s := text(cols[i:j])
+		switch cols[i].base {
+		case ColLevel:
+			ent.Level = s
+		case ColMsg:
+			ent.Msg = s
+		case ColLogger:
+			ent.Logger = s
+		case ColCaller:
+			ent.Caller = s
+		case ColStack:
+			ent.Stack = s
+		case ColExtra:
+			extra = s
+		case ColNames:
+			if s != "" {
+				_ = json.Unmarshal([]byte(s), &names)
+			}
+		}
+		i = j - 1
+	}
+	if nfields > 0 {
+		ent.Fields = make(map[string]any, nfields)
+	}
+	for i < len(cols) {
+		j := i + 1
+		for j < len(cols) && cols[j].base == cols[i].base {
+			j++
+		}
+		base := cols[i].base
 		path, ok := names[base]
-		if !ok {
-			path, ok = DecodeName(base)
+		if !ok || len(path) == 0 {
+			if strings.IndexByte(base, '_') < 0 {
+				// A name without the escape character is itself
+				// (DecodeName's result, without its allocations).
+				path, ok = []string{base}, true
+			} else {
+				path, ok = DecodeName(base)
+			}
 		}
 		if !ok {
 			path = []string{base}
 		}
-		setPath(ent.Fields, path, joinChunks(cs), false)
+		setPath(ent.Fields, path, joinChunks(cols[i:j]), false)
+		i = j
 	}
-	if s := text(ColExtra); s != "" {
+	if extra != "" {
 		var items []struct {
 			K []string        `json:"k"`
 			V json.RawMessage `json:"v"`
 		}
-		if err := json.Unmarshal([]byte(s), &items); err == nil {
+		if err := json.Unmarshal([]byte(extra), &items); err == nil {
 			for _, it := range items {
 				if len(it.K) == 0 {
 					continue
+				}
+				if ent.Fields == nil {
+					ent.Fields = map[string]any{}
 				}
 				setPath(ent.Fields, it.K, decodeJSONValue(it.V), true)
 			}
@@ -151,7 +232,84 @@ func Decode(raw []byte) (Entity, error) {
 	if len(ent.Fields) == 0 {
 		ent.Fields = nil
 	}
-	return ent, nil
+	return ent
+}
+
+// typeOf returns the EDM type annotation of member i ("" when none): the
+// value of the member named ms[i].key+"@odata.type", usually next to it.
+func typeOf(ms []member, i int) string {
+	k := ms[i].key
+	is := func(a string) bool {
+		return len(a) == len(k)+len(odataType) && strings.HasPrefix(a, k) && strings.HasSuffix(a, odataType)
+	}
+	j := -1
+	switch {
+	case i+1 < len(ms) && is(ms[i+1].key):
+		j = i + 1
+	case i > 0 && is(ms[i-1].key):
+		j = i - 1
+	default:
+		for n := range ms {
+			if is(ms[n].key) {
+				j = n
+				break
+			}
+		}
+	}
+	if j < 0 || ms[j].val[0] != '"' {
+		return ""
+	}
+	return unquote(ms[j].val)
+}
+
+// hasDuplicate reports whether two members have the same name.
+func hasDuplicate(ms []member) bool {
+	sorted := true
+	for i := 1; i < len(ms); i++ {
+		if ms[i-1].key >= ms[i].key {
+			sorted = false
+			break
+		}
+	}
+	if sorted { // as aztables passes entities on: it marshals a map
+		return false
+	}
+	if len(ms) <= 32 {
+		for i := range ms {
+			for j := i + 1; j < len(ms); j++ {
+				if ms[i].key == ms[j].key {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	keys := make([]string, len(ms))
+	for i := range ms {
+		keys[i] = ms[i].key
+	}
+	slices.Sort(keys)
+	for i := 1; i < len(keys); i++ {
+		if keys[i-1] == keys[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// text joins the string values of a system column and its continuation
+// columns, in order.
+func text(cs []column) string {
+	if len(cs) == 1 {
+		s, _ := cs[0].val.(string)
+		return s
+	}
+	var b strings.Builder
+	for _, c := range cs {
+		s, _ := c.val.(string)
+		b.WriteString(s)
+	}
+	return b.String()
 }
 
 // joinChunks joins a column and its continuation columns.
@@ -208,65 +366,143 @@ func freeKey(m map[string]any, k string) string {
 	}
 }
 
-// decodeValue converts one property value by its EDM type annotation.
-func decodeValue(raw json.RawMessage, edm string) any {
-	raw = bytes.TrimSpace(raw)
+// decodeValue converts one property value, well-formed JSON text, by its
+// EDM type annotation. The conversions are encoding/json's: a value of
+// another JSON type than the annotation's is the type's zero value.
+func decodeValue(raw string, edm string) any {
+	c := raw[0]
+	num := c == '-' || c >= '0' && c <= '9'
 	switch edm {
 	case "Edm.Int64":
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-				return n
-			}
-		}
 		var n int64
-		_ = json.Unmarshal(raw, &n)
+		var err error
+		switch {
+		case c == '"':
+			n, err = strconv.ParseInt(unquote(raw), 10, 64)
+		case num:
+			n, err = strconv.ParseInt(raw, 10, 64)
+		}
+		if err != nil {
+			n = 0
+		}
 		return n
 	case "Edm.Int32":
-		var n int32
-		_ = json.Unmarshal(raw, &n)
-		return n
+		if num {
+			if n, err := strconv.ParseInt(raw, 10, 64); err == nil && n >= math.MinInt32 && n <= math.MaxInt32 {
+				return int32(n)
+			}
+		}
+		return int32(0)
 	case "Edm.Double":
-		var f float64
-		if json.Unmarshal(raw, &f) == nil {
+		switch {
+		case num:
+			if f, err := strconv.ParseFloat(raw, 64); err == nil {
+				return f
+			}
+		case c == '"':
+			f, _ := strconv.ParseFloat(unquote(raw), 64)
 			return f
 		}
-		var s string
-		_ = json.Unmarshal(raw, &s)
-		f, _ = strconv.ParseFloat(s, 64)
-		return f
+		return 0.0
 	case "Edm.DateTime":
-		var s string
-		_ = json.Unmarshal(raw, &s)
-		t, _ := time.Parse(time.RFC3339Nano, s)
-		return t.UTC()
+		return parseTime(stringValue(raw))
 	case "Edm.Binary":
-		var s string
-		_ = json.Unmarshal(raw, &s)
-		b, _ := base64.StdEncoding.DecodeString(s)
+		b, _ := base64.StdEncoding.DecodeString(stringValue(raw))
 		if b == nil {
 			b = []byte{}
 		}
 		return b
 	case "Edm.Boolean":
-		var b bool
-		_ = json.Unmarshal(raw, &b)
-		return b
+		return raw == "true"
 	case "Edm.Guid", "Edm.String":
-		var s string
-		_ = json.Unmarshal(raw, &s)
-		return s
+		return stringValue(raw)
 	}
-	if len(raw) > 0 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+	switch {
+	case num:
 		// An unannotated number is an Edm.Double or an Edm.Int32; the
 		// service may write an integral double without a decimal point, so
 		// the two cannot be told apart. tablelog writes every integer as
 		// Edm.Int64 (annotated), so a bare number is a double; the Int32
 		// system columns (Severity, Truncated) are read by name.
-		f, _ := strconv.ParseFloat(string(raw), 64)
+		f, _ := strconv.ParseFloat(raw, 64)
 		return f
+	case c == '"':
+		return unquote(raw)
+	case raw == "true":
+		return true
+	case raw == "false":
+		return false
+	case raw == "null":
+		return nil
 	}
-	return decodeJSONValue(raw)
+	return decodeJSONValue([]byte(raw))
+}
+
+// stringValue is the string a JSON string value holds, "" for any other value.
+func stringValue(raw string) string {
+	if raw[0] != '"' {
+		return ""
+	}
+	return unquote(raw)
+}
+
+// parseTime parses an Edm.DateTime value as time.Parse with
+// time.RFC3339Nano does (the zero time for anything else), in UTC. The
+// service's form, "2006-01-02T15:04:05.9999999Z", is parsed here; any other
+// is left to time.Parse.
+func parseTime(s string) time.Time {
+	if len(s) >= 20 && len(s) <= 30 && s[4] == '-' && s[7] == '-' && s[10] == 'T' && s[13] == ':' && s[16] == ':' && s[len(s)-1] == 'Z' {
+		year, ok1 := digits(s[0:4])
+		month, ok2 := digits(s[5:7])
+		day, ok3 := digits(s[8:10])
+		hour, ok4 := digits(s[11:13])
+		minute, ok5 := digits(s[14:16])
+		sec, ok6 := digits(s[17:19])
+		frac := s[19 : len(s)-1]
+		nsec, ok7 := 0, true
+		if frac != "" {
+			if frac[0] != '.' || len(frac) < 2 {
+				ok7 = false
+			} else {
+				nsec, ok7 = digits(frac[1:])
+				for range 10 - len(frac) {
+					nsec *= 10
+				}
+			}
+		}
+		if ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && month >= 1 && month <= 12 && day >= 1 &&
+			day <= daysIn(time.Month(month), year) && hour < 24 && minute < 60 && sec < 60 {
+			return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+		}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t.UTC()
+}
+
+// digits parses s, 1 to 9 ASCII digits.
+func digits(s string) (int, bool) {
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+func daysIn(m time.Month, year int) int {
+	if m == time.February {
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	}
+	return 30 + int((m+m>>3)&1)
 }
 
 // decodeJSONValue decodes plain JSON, integral numbers as int64.
@@ -305,8 +541,7 @@ func asTime(v any) time.Time {
 	case time.Time:
 		return x
 	case string:
-		t, _ := time.Parse(time.RFC3339Nano, x)
-		return t.UTC()
+		return parseTime(x)
 	}
 	return time.Time{}
 }
@@ -321,4 +556,328 @@ func asInt(v any) int64 {
 		return int64(x)
 	}
 	return 0
+}
+
+// maxScanDepth is the deepest nesting scanObject follows; deeper input is
+// left to encoding/json (which allows 10,000 levels).
+const maxScanDepth = 100
+
+// scanObject appends the members of the JSON object src to ms. ok is false
+// when src is not one well-formed JSON object (surrounded by optional
+// white space), or nests values deeper than maxScanDepth. The member names
+// are unquoted as encoding/json does (invalid UTF-8 and lone surrogates
+// become U+FFFD); the values are JSON text, sliced from src.
+func scanObject(src string, ms []member) (_ []member, ok bool) {
+	i := skipSpace(src, 0)
+	if i >= len(src) || src[i] != '{' {
+		return ms, false
+	}
+	i = skipSpace(src, i+1)
+	if i < len(src) && src[i] == '}' {
+		return ms, skipSpace(src, i+1) == len(src)
+	}
+	for {
+		if i >= len(src) || src[i] != '"' {
+			return ms, false
+		}
+		end, plain := scanString(src, i)
+		if end < 0 {
+			return ms, false
+		}
+		key := src[i+1 : end-1]
+		if !plain {
+			key = unquote(src[i:end])
+		}
+		i = skipSpace(src, end)
+		if i >= len(src) || src[i] != ':' {
+			return ms, false
+		}
+		i = skipSpace(src, i+1)
+		end = scanValue(src, i, 0)
+		if end < 0 {
+			return ms, false
+		}
+		ms = append(ms, member{key: key, val: src[i:end]})
+		i = skipSpace(src, end)
+		if i >= len(src) {
+			return ms, false
+		}
+		switch src[i] {
+		case ',':
+			i = skipSpace(src, i+1)
+		case '}':
+			return ms, skipSpace(src, i+1) == len(src)
+		default:
+			return ms, false
+		}
+	}
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// scanValue returns the end of the JSON value starting at s[i], or -1 if
+// there is none.
+func scanValue(s string, i, depth int) int {
+	if i >= len(s) {
+		return -1
+	}
+	switch c := s[i]; {
+	case c == '"':
+		end, _ := scanString(s, i)
+		return end
+	case c == '-' || c >= '0' && c <= '9':
+		return scanNumber(s, i)
+	case c == 't':
+		return literal(s, i, "true")
+	case c == 'f':
+		return literal(s, i, "false")
+	case c == 'n':
+		return literal(s, i, "null")
+	case c == '[', c == '{':
+		if depth >= maxScanDepth {
+			return -1
+		}
+		close := byte(']')
+		if c == '{' {
+			close = '}'
+		}
+		i = skipSpace(s, i+1)
+		if i < len(s) && s[i] == close {
+			return i + 1
+		}
+		for {
+			if c == '{' {
+				if i >= len(s) || s[i] != '"' {
+					return -1
+				}
+				if i, _ = scanString(s, i); i < 0 {
+					return -1
+				}
+				i = skipSpace(s, i)
+				if i >= len(s) || s[i] != ':' {
+					return -1
+				}
+				i = skipSpace(s, i+1)
+			}
+			if i = scanValue(s, i, depth+1); i < 0 {
+				return -1
+			}
+			i = skipSpace(s, i)
+			if i >= len(s) {
+				return -1
+			}
+			switch s[i] {
+			case ',':
+				i = skipSpace(s, i+1)
+			case close:
+				return i + 1
+			default:
+				return -1
+			}
+		}
+	}
+	return -1
+}
+
+func literal(s string, i int, lit string) int {
+	if !strings.HasPrefix(s[i:], lit) {
+		return -1
+	}
+	return i + len(lit)
+}
+
+// scanNumber returns the end of the JSON number starting at s[i], or -1.
+func scanNumber(s string, i int) int {
+	if s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		i = skipDigits(s, i+1)
+	default:
+		return -1
+	}
+	if i < len(s) && s[i] == '.' {
+		j := skipDigits(s, i+1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		j := skipDigits(s, i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
+}
+
+func skipDigits(s string, i int) int {
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// scanString returns the end of the JSON string starting at s[i] (just
+// past the closing quote), or -1 if it is not well-formed. plain reports
+// that its contents need no unquoting: no escapes, valid UTF-8.
+func scanString(s string, i int) (end int, plain bool) {
+	plain = true
+	ascii := true
+	for j := i + 1; j < len(s); {
+		c := s[j]
+		switch {
+		case c == '"':
+			if !ascii && plain && !utf8.ValidString(s[i+1:j]) {
+				plain = false
+			}
+			return j + 1, plain
+		case c == '\\':
+			plain = false
+			if j+1 >= len(s) {
+				return -1, false
+			}
+			switch s[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j += 2
+			case 'u':
+				if j+6 > len(s) || !isHex4(s[j+2:j+6]) {
+					return -1, false
+				}
+				j += 6
+			default:
+				return -1, false
+			}
+		case c < ' ':
+			return -1, false
+		default:
+			if c >= utf8.RuneSelf {
+				ascii = false
+			}
+			j++
+		}
+	}
+	return -1, false
+}
+
+func isHex4(s string) bool {
+	for i := 0; i < 4; i++ {
+		if unhex(s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func unhex(c byte) rune {
+	switch {
+	case c >= '0' && c <= '9':
+		return rune(c - '0')
+	case c >= 'a' && c <= 'f':
+		return rune(c - 'a' + 10)
+	case c >= 'A' && c <= 'F':
+		return rune(c - 'A' + 10)
+	}
+	return -1
+}
+
+// getu4 decodes \uXXXX from the beginning of s, returning the hex value,
+// or -1.
+func getu4(s string) rune {
+	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
+		return -1
+	}
+	var r rune
+	for i := 2; i < 6; i++ {
+		h := unhex(s[i])
+		if h < 0 {
+			return -1
+		}
+		r = r<<4 | h
+	}
+	return r
+}
+
+// unquote returns the contents of q, a well-formed JSON string with its
+// quotes, as encoding/json decodes it: escapes resolved, invalid UTF-8
+// bytes and unpaired surrogates replaced by U+FFFD.
+func unquote(q string) string {
+	s := q[1 : len(q)-1]
+	r := 0
+	for r < len(s) {
+		c := s[r]
+		if c == '\\' {
+			break
+		}
+		if c < utf8.RuneSelf {
+			r++
+			continue
+		}
+		rr, size := utf8.DecodeRuneInString(s[r:])
+		if rr == utf8.RuneError && size == 1 {
+			break
+		}
+		r += size
+	}
+	if r == len(s) {
+		return s
+	}
+	b := make([]byte, 0, len(s)+utf8.UTFMax)
+	b = append(b, s[:r]...)
+	for r < len(s) {
+		switch c := s[r]; {
+		case c == '\\':
+			r++
+			switch s[r] {
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				rr := getu4(s[r-1:])
+				r += 5
+				if utf16.IsSurrogate(rr) {
+					if dec := utf16.DecodeRune(rr, getu4(s[r:])); dec != utf8.RuneError {
+						r += 6
+						b = utf8.AppendRune(b, dec)
+						continue
+					}
+					rr = utf8.RuneError
+				}
+				b = utf8.AppendRune(b, rr)
+				continue
+			default: // '"', '\\', '/'
+				b = append(b, s[r])
+			}
+			r++
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			r++
+		default:
+			rr, size := utf8.DecodeRuneInString(s[r:])
+			r += size
+			b = utf8.AppendRune(b, rr)
+		}
+	}
+	return string(b)
 }
