@@ -21,7 +21,7 @@ import (
 // memSlack is the "small constant" the retained heap may exceed
 // BufferBytes by during an outage. It is what the sink documents beyond
 // BufferBytes and what the test adds, measured (heap profiles) with these
-// records: up to 2 MiB of slabs kept for reuse; the transactions in
+// records: up to 4 MiB of slabs kept for reuse; the transactions in
 // flight, 4 of 100 records (about 130 KB of entities), each of which the
 // aztables SDK copies into a multipart body grown by doubling, about 1 MiB
 // each while it is retried; the bookkeeping of the ~6,500 buffered records

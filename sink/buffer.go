@@ -33,7 +33,7 @@ type slab struct {
 
 const (
 	slabSize      = 256 << 10
-	maxFreeSlabs  = 8 // kept for reuse; more are left to the garbage collector
+	maxFreeSlabs  = 16 // kept for reuse; more are left to the garbage collector
 	maxSlabRecord = slabSize / 8
 )
 
@@ -121,9 +121,11 @@ func (s *Sink) enqueue(pk, rk string, entity []byte) error {
 
 // kickLocked reports whether a full transaction may be waiting, counting
 // those the dispatcher carries over (a partial transaction it kept) with
-// the new ones, and if so marks the dispatcher kicked.
+// the new ones, and the dispatcher is to be woken for it (it is not
+// polling), and if so marks the dispatcher kicked.
 func (s *Sink) kickLocked() bool {
-	kick := !s.kicked && (len(s.pending)+s.carried >= s.opts.BatchSize || s.pendingBytes+s.carriedBytes >= maxPayload/2)
+	kick := !s.kicked && !s.polling && len(s.pending) > 0 &&
+		(len(s.pending)+s.carried >= s.opts.BatchSize || s.pendingBytes+s.carriedBytes >= maxPayload/2)
 	if kick {
 		s.kicked = true
 	}

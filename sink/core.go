@@ -57,9 +57,7 @@ func (c *core) With(fields []zapcore.Field) zapcore.Core {
 	st := c.s.getState()
 	st.enc.ResetFragment()
 	st.enc.AppendFragment(c.frag)
-	for i := range fields {
-		st.addField(&fields[i])
-	}
+	st.addFields(fields)
 	clone := &core{LevelEnabler: c.LevelEnabler, s: c.s, frag: st.enc.Fragment()}
 	c.s.putState(st)
 	return clone
@@ -99,9 +97,7 @@ func (c *core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 		enc.SetStack(ent.Stack)
 	}
 	enc.AppendFragment(c.frag)
-	for i := range fields {
-		st.addField(&fields[i])
-	}
+	st.addFields(fields)
 	err := s.put(st, pk)
 	if ent.Level > zapcore.ErrorLevel && err == nil {
 		// DPanic, Panic and Fatal: store it before zap panics or exits;
@@ -118,17 +114,30 @@ func (c *core) Sync() error {
 	return c.s.Flush(ctx)
 }
 
-// addField encodes one zap field. A MarshalLogObject, MarshalLogArray (or
-// a nested one) that panics does not reach the caller: the field is stored
-// as the text "<panic: …>" instead (zap's own encoders already recover
-// Stringer and error panics).
-func (st *encState) addField(f *zapcore.Field) {
+// addFields encodes zap fields. A MarshalLogObject, MarshalLogArray (or
+// a nested one) that panics does not reach the caller: that field is stored
+// as the text "<panic: …>" instead and the next ones are encoded as usual
+// (zap's own encoders already recover Stringer and error panics).
+func (st *encState) addFields(fields []zapcore.Field) {
+	for i := 0; i < len(fields); {
+		i = st.addFieldsFrom(fields, i)
+	}
+}
+
+// addFieldsFrom encodes fields[i:] and returns len(fields), or, if a field
+// panics, stores it as text and returns the index after it. One deferred
+// recover serves the whole record.
+func (st *encState) addFieldsFrom(fields []zapcore.Field, i int) (next int) {
 	defer func() {
 		if r := recover(); r != nil {
-			st.enc.String(f.Key, fmt.Sprintf("<panic: %v>", r))
+			st.enc.String(fields[next].Key, fmt.Sprintf("<panic: %v>", r))
+			next++
 		}
 	}()
-	f.AddTo(&st.fields)
+	for next = i; next < len(fields); next++ {
+		fields[next].AddTo(&st.fields)
+	}
+	return next
 }
 
 // zapSeverity maps a zap level to slog's scale: debug -4, info 0, warn 4,

@@ -381,3 +381,30 @@ func (c *countingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore
 }
 func (c *countingCore) Write(zapcore.Entry, []zapcore.Field) error { c.n.Add(1); return nil }
 func (c *countingCore) Sync() error                                { return nil }
+
+type panickyObject struct{}
+
+func (panickyObject) MarshalLogObject(zapcore.ObjectEncoder) error { panic("object boom") }
+
+// A field whose marshaler panics is stored as "<panic: …>" and the fields
+// after it are encoded as usual, in Write and in With.
+func TestCorePanickingFieldKeepsTheRest(t *testing.T) {
+	tbl := azurite.Get(t).NewTable(t)
+	s, _ := newSink(t, tbl, Options{})
+	l := zap.New(s.Core(zapcore.InfoLevel)).With(zap.Object("w1", panickyObject{}), zap.Int("w2", 2))
+	l.Info("m", zap.Int("a", 1), zap.Object("p1", panickyObject{}), zap.Int("b", 2), zap.Object("p2", panickyObject{}), zap.Int("c", 3))
+	if err := s.Flush(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := readAll(t, tbl)
+	if len(logs) != 1 {
+		t.Fatalf("%d stored", len(logs))
+	}
+	f := logs[0].Fields
+	for k, want := range map[string]any{"a": int64(1), "b": int64(2), "c": int64(3), "w2": int64(2),
+		"p1": "<panic: object boom>", "p2": "<panic: object boom>", "w1": "<panic: object boom>"} {
+		if f[k] != want {
+			t.Errorf("field %s = %#v, want %#v (all: %v)", k, f[k], want, f)
+		}
+	}
+}

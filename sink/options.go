@@ -94,7 +94,9 @@ type Options struct {
 
 	// FlushInterval is the longest a record waits in the buffer before the
 	// background writer sends it, when fewer than BatchSize records are
-	// waiting. Default 1s.
+	// waiting. Default 1s. A full transaction is sent at once (under
+	// sustained load, within 2 ms: the writer then looks for full
+	// transactions on its own rather than be woken for each).
 	FlushInterval time.Duration
 
 	// BufferBytes bounds the memory held by records that are written but
@@ -102,7 +104,7 @@ type Options struct {
 	// in transactions being sent or retried, plus 512 bytes per record for
 	// its bookkeeping. Default 64 MiB. A single
 	// record larger than BufferBytes is accepted when the buffer is empty.
-	// Beyond it the sink holds a fixed amount: up to 2 MiB of blocks kept
+	// Beyond it the sink holds a fixed amount: up to 4 MiB of blocks kept
 	// for reuse and the request bodies of the transactions in flight.
 	BufferBytes int
 

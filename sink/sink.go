@@ -105,8 +105,9 @@ type Sink struct {
 	bufRecs      int
 	seq          uint64 // records enqueued so far; record seq numbers are 1..seq
 	kicked       bool
-	carried      int // records in the largest partial transaction the dispatcher holds back
-	carriedBytes int // and their bytes
+	polling      bool // the dispatcher looks for full transactions on its own (see fullPoll)
+	carried      int  // records in the largest partial transaction the dispatcher holds back
+	carriedBytes int  // and their bytes
 	closed       bool
 	waiters      []*waiter
 	lastErr      error      // last reason a record was given up on

@@ -55,10 +55,15 @@ func (s *Sink) dispatch() {
 	d := &dispatcher{s: s, seen: map[string]bool{}}
 	tick := time.NewTicker(s.opts.FlushInterval)
 	defer tick.Stop()
+	poll := time.NewTimer(fullPoll)
+	poll.Stop()
+	var pollC <-chan time.Time // poll.C while polling, else nil
 	for {
 		all := true
 		select {
 		case <-s.kick:
+			all = false
+		case <-pollC:
 			all = false
 		case <-tick.C:
 		case <-s.flushNow:
@@ -69,9 +74,20 @@ func (s *Sink) dispatch() {
 			s.finish(d.queue, false, context.Canceled)
 			return
 		}
-		d.send(all)
+		pollC = nil
+		if d.send(all) {
+			poll.Reset(fullPoll)
+			pollC = poll.C
+		}
 	}
 }
+
+// fullPoll is how often the dispatcher looks for full transactions on its
+// own under sustained load (see dispatcher.send), instead of being woken by
+// the logging goroutines: waking it costs a logging goroutine a thread
+// wake-up, several times the encoding of a record. A full transaction
+// waits at most this long.
+const fullPoll = 2 * time.Millisecond
 
 // dispatcher is the dispatch goroutine's state; its slices are reused, so
 // dispatching does not allocate in the steady state.
@@ -89,7 +105,12 @@ type dispatcher struct {
 // and hands it to the workers in transactions. Unless all, each partition's
 // last transaction stays in the queue if it is less than full; while
 // records wait in the spool, the buffer is full, so everything goes.
-func (d *dispatcher) send(all bool) {
+//
+// It reports whether to poll: when it was woken for full transactions
+// (not all) and sent some, the load is sustained, so the dispatcher looks
+// again after fullPoll and the writers do not wake it meanwhile (see
+// Sink.kickLocked).
+func (d *dispatcher) send(all bool) (poll bool) {
 	s := d.s
 	s.mu.Lock()
 	taken := s.pending
@@ -180,11 +201,9 @@ func (d *dispatcher) send(all bool) {
 	}
 	s.mu.Lock()
 	s.carried, s.carriedBytes = carried, carriedBytes
-	kick := !s.kicked && len(s.pending) > 0 &&
-		(len(s.pending)+s.carried >= s.opts.BatchSize || s.pendingBytes+s.carriedBytes >= maxPayload/2)
-	if kick {
-		s.kicked = true
-	}
+	s.polling = !all && len(d.batches) > 0
+	poll = s.polling
+	kick := s.kickLocked()
 	s.mu.Unlock()
 	if kick {
 		s.signal(s.kick)
@@ -202,6 +221,7 @@ func (d *dispatcher) send(all bool) {
 		}
 		d.batches[i] = nil
 	}
+	return poll
 }
 
 func (s *Sink) newBatch(pk string) *batch {

@@ -65,14 +65,24 @@ func TestFlushOnInterval(t *testing.T) {
 	})
 }
 
+// Full transactions go as they fill, without waiting for FlushInterval;
+// under sustained load (the dispatcher polling) as well as from idle.
 func TestFlushOnSize(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeTable()
 		s, _ := newSink(t, f, Options{FlushInterval: time.Hour, BatchSize: 10})
 		writeN(t, s, 25, "m")
+		// A full transaction goes at once, or, while the dispatcher polls
+		// under load, within fullPoll; the partial one waits for the interval.
+		time.Sleep(fullPoll)
 		synctest.Wait()
 		if n := f.count(); n != 20 {
 			t.Fatalf("%d stored, want the 2 full transactions (20)", n)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if n := f.count(); n != 20 {
+			t.Fatalf("%d stored a minute later, want 20 (the partial transaction waits for FlushInterval)", n)
 		}
 		for _, c := range f.callsOf("SubmitTransaction") {
 			if c.N != 10 {
@@ -523,6 +533,37 @@ func TestFlushReportsEarlierFailuresOnce(t *testing.T) {
 		}
 		if err := s.Flush(context.Background()); err != nil {
 			t.Fatalf("second Flush reported again: %v", err)
+		}
+	})
+}
+
+// Under sustained load the dispatcher polls every fullPoll instead of being
+// woken per transaction, and stops polling when the load stops: a full
+// transaction written afterwards still goes at once.
+func TestFlushOnSizeAfterLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeTable()
+		s, _ := newSink(t, f, Options{FlushInterval: time.Hour, BatchSize: 10})
+		for round := range 50 {
+			writeN(t, s, 30, "m")
+			time.Sleep(fullPoll)
+			synctest.Wait()
+			if n, want := f.count(), 30*(round+1); n != want {
+				t.Fatalf("round %d: %d stored, want %d", round, n, want)
+			}
+		}
+		time.Sleep(time.Second) // idle: polling stops
+		synctest.Wait()
+		s.mu.Lock()
+		polling := s.polling
+		s.mu.Unlock()
+		if polling {
+			t.Fatal("still polling after a second without records")
+		}
+		writeN(t, s, 10, "m")
+		synctest.Wait()
+		if n := f.count(); n != 1510 {
+			t.Fatalf("%d stored, want 1510: the full transaction after the load went without a wake-up", n)
 		}
 	})
 }
