@@ -99,6 +99,8 @@ func Decode(raw []byte) (Entity, error) {
 // are well-formed JSON values under distinct names.
 func assemble(ms []member) Entity {
 	var ent Entity
+	var tbuf [64]string
+	types := annotations(ms, tbuf[:0])
 	var cbuf [64]column
 	cols := cbuf[:0]
 	nfields := 0
@@ -107,7 +109,7 @@ func assemble(ms []member) Entity {
 		if strings.IndexByte(k, '@') >= 0 || strings.HasPrefix(k, "odata.") {
 			continue
 		}
-		v := decodeValue(ms[i].val, typeOf(ms, i))
+		v := decodeValue(ms[i].val, types[i])
 		switch k {
 		case ColPartitionKey:
 			ent.PartitionKey, _ = v.(string)
@@ -235,31 +237,38 @@ func assemble(ms []member) Entity {
 	return ent
 }
 
-// typeOf returns the EDM type annotation of member i ("" when none): the
-// value of the member named ms[i].key+"@odata.type", usually next to it.
-func typeOf(ms []member, i int) string {
-	k := ms[i].key
-	is := func(a string) bool {
-		return len(a) == len(k)+len(odataType) && strings.HasPrefix(a, k) && strings.HasSuffix(a, odataType)
+// annotations returns the EDM type annotation of each member ("" when
+// none): for member i, the value of the member named
+// ms[i].key+"@odata.type", usually next to it.
+func annotations(ms []member, types []string) []string {
+	for range ms {
+		types = append(types, "")
 	}
-	j := -1
-	switch {
-	case i+1 < len(ms) && is(ms[i+1].key):
-		j = i + 1
-	case i > 0 && is(ms[i-1].key):
-		j = i - 1
-	default:
-		for n := range ms {
-			if is(ms[n].key) {
-				j = n
-				break
+	for j := range ms {
+		a := ms[j].key
+		name, ok := strings.CutSuffix(a, odataType)
+		if !ok || ms[j].val[0] != '"' {
+			continue
+		}
+		i := -1
+		switch {
+		case j+1 < len(ms) && ms[j+1].key == name:
+			i = j + 1
+		case j > 0 && ms[j-1].key == name:
+			i = j - 1
+		default:
+			for n := range ms {
+				if ms[n].key == name {
+					i = n
+					break
+				}
 			}
 		}
+		if i >= 0 {
+			types[i] = unquote(ms[j].val)
+		}
 	}
-	if j < 0 || ms[j].val[0] != '"' {
-		return ""
-	}
-	return unquote(ms[j].val)
+	return types
 }
 
 // hasDuplicate reports whether two members have the same name.
@@ -740,6 +749,10 @@ func scanString(s string, i int) (end int, plain bool) {
 	ascii := true
 	for j := i + 1; j < len(s); {
 		c := s[j]
+		if !special[c] {
+			j++
+			continue
+		}
 		switch {
 		case c == '"':
 			if !ascii && plain && !utf8.ValidString(s[i+1:j]) {
@@ -773,6 +786,15 @@ func scanString(s string, i int) (end int, plain bool) {
 	}
 	return -1, false
 }
+
+// special marks the bytes scanString looks at: the quote, the backslash,
+// control characters and the bytes of non-ASCII UTF-8 sequences.
+var special = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c == '"' || c == '\\' || c < ' ' || c >= utf8.RuneSelf
+	}
+	return t
+}()
 
 func isHex4(s string) bool {
 	for i := 0; i < 4; i++ {
