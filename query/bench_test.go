@@ -166,3 +166,66 @@ func BenchmarkTail(b *testing.B) {
 	b.ReportMetric(float64(tBig)/float64(tSmall), "200k/10k")
 	b.ReportMetric(float64(tBig)/float64(tHand), "tail/hand")
 }
+
+// BenchmarkReadOverhead splits what BenchmarkTail's tail200k costs over
+// hand200k, on the 200,000-entity partition, measured interleaved:
+//
+//	go test ./query -run '^$' -bench BenchmarkReadOverhead -benchtime 30x
+//
+// tail is Tail(100) as in BenchmarkTail. Its filter is "PartitionKey eq …
+// and Severity ge 0": the default MinLevel is info, and with Since and
+// Until zero the RowKey range is open, so no RowKey condition is sent.
+// same is a hand-written $top=100 query with that same filter, so
+// tail/same is the client's share (the scan, decoding 100 records). all is
+// Tail(100) with MinLevel AllLevels (no level condition) and pk
+// BenchmarkTail's hand-written "PartitionKey eq …" query. level-ns/op,
+// same − pk, is the cost of the level condition, which Azurite evaluates
+// on every entity of the partition.
+func BenchmarkReadOverhead(b *testing.B) {
+	benchSetup(b)
+	ctx := context.Background()
+	r := New(bench.tbl)
+	top := int32(100)
+	pkFilter := "PartitionKey eq '" + bench.bigPK + "'"
+	sameFilter := pkFilter + " and Severity ge 0"
+	hand := func(filter *string) {
+		p := bench.tbl.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: filter, Top: &top})
+		if resp, err := p.NextPage(ctx); err != nil || len(resp.Entities) != 100 {
+			b.Fatalf("hand-written query: %d entities, %v", len(resp.Entities), err)
+		}
+	}
+	tail := func(q Logs) {
+		if recs, err := r.Tail(ctx, q, 100); err != nil || len(recs) != 100 {
+			b.Fatalf("Tail: %d records, %v", len(recs), err)
+		}
+	}
+	runs := []struct {
+		name string
+		f    func()
+		d    time.Duration
+	}{
+		{name: "tail", f: func() { tail(Logs{Service: bench.big}) }},
+		{name: "same", f: func() { hand(&sameFilter) }},
+		{name: "all", f: func() { tail(Logs{Service: bench.big, MinLevel: AllLevels}) }},
+		{name: "pk", f: func() { hand(&pkFilter) }},
+	}
+	for i := range runs { // warm up
+		runs[i].f()
+	}
+	b.ResetTimer()
+	for range b.N {
+		for i := range runs {
+			s := time.Now()
+			runs[i].f()
+			runs[i].d += time.Since(s)
+		}
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	for _, x := range runs {
+		b.ReportMetric(float64(x.d.Nanoseconds())/n, x.name+"-ns/op")
+	}
+	b.ReportMetric(float64(runs[0].d)/float64(runs[1].d), "tail/same")
+	b.ReportMetric(float64(runs[2].d)/float64(runs[3].d), "all/pk")
+	b.ReportMetric(float64((runs[1].d-runs[3].d).Nanoseconds())/n, "level-ns/op")
+}
