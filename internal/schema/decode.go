@@ -74,7 +74,7 @@ const odataType = "@odata.type"
 // The entity is split into its members by a single pass over the text (see
 // scanObject); input that pass does not take (not a well-formed object, a
 // repeated member name, deep nesting) is left to encoding/json, with the
-// same result. Strings in the result may share memory with one copy of raw.
+// same result.
 func Decode(raw []byte) (Entity, error) {
 	var buf [64]member
 	src := string(raw)
@@ -203,13 +203,13 @@ func assemble(ms []member) Entity {
 			if strings.IndexByte(base, '_') < 0 {
 				// A name without the escape character is itself
 				// (DecodeName's result, without its allocations).
-				path, ok = []string{base}, true
+				path, ok = []string{strings.Clone(base)}, true
 			} else {
 				path, ok = DecodeName(base)
 			}
 		}
 		if !ok {
-			path = []string{base}
+			path = []string{strings.Clone(base)}
 		}
 		setPath(ent.Fields, path, joinChunks(cols[i:j]), false)
 		i = j
@@ -424,7 +424,10 @@ func decodeValue(raw string, edm string) any {
 	case "Edm.Boolean":
 		return raw == "true"
 	case "Edm.Guid", "Edm.String":
-		return stringValue(raw)
+		if c == '"' {
+			return unquoteCopy(raw)
+		}
+		return ""
 	}
 	switch {
 	case num:
@@ -436,7 +439,7 @@ func decodeValue(raw string, edm string) any {
 		f, _ := strconv.ParseFloat(raw, 64)
 		return f
 	case c == '"':
-		return unquote(raw)
+		return unquoteCopy(raw)
 	case raw == "true":
 		return true
 	case raw == "false":
@@ -834,10 +837,26 @@ func getu4(s string) rune {
 	return r
 }
 
+// unquoteCopy is unquote, in memory of its own (not part of q's).
+func unquoteCopy(q string) string {
+	s, copied := unquoteString(q)
+	if !copied {
+		s = strings.Clone(s)
+	}
+	return s
+}
+
 // unquote returns the contents of q, a well-formed JSON string with its
 // quotes, as encoding/json decodes it: escapes resolved, invalid UTF-8
-// bytes and unpaired surrogates replaced by U+FFFD.
+// bytes and unpaired surrogates replaced by U+FFFD. The result may be part
+// of q.
 func unquote(q string) string {
+	s, _ := unquoteString(q)
+	return s
+}
+
+// unquoteString is unquote; copied reports that the result is not part of q.
+func unquoteString(q string) (_ string, copied bool) {
 	s := q[1 : len(q)-1]
 	r := 0
 	for r < len(s) {
@@ -856,7 +875,7 @@ func unquote(q string) string {
 		r += size
 	}
 	if r == len(s) {
-		return s
+		return s, false
 	}
 	b := make([]byte, 0, len(s)+utf8.UTFMax)
 	b = append(b, s[:r]...)
@@ -901,5 +920,5 @@ func unquote(q string) string {
 			b = utf8.AppendRune(b, rr)
 		}
 	}
-	return string(b)
+	return string(b), true
 }

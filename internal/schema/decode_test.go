@@ -1,10 +1,12 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -234,4 +236,32 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodeRetainsNoText: the entities Decode returns hold their own
+// strings, not parts of the entity's whole JSON text, so keeping one costs
+// no more memory than one from decodeRef.
+func TestDecodeRetainsNoText(t *testing.T) {
+	raw := benchEntity(t)
+	retained := func(dec func([]byte) (Entity, error)) uint64 {
+		keep := make([]Entity, 5000)
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		for i := range keep {
+			var err error
+			if keep[i], err = dec(bytes.Clone(raw)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		runtime.KeepAlive(keep)
+		return (m1.HeapAlloc - m0.HeapAlloc) / uint64(len(keep))
+	}
+	got, ref := retained(Decode), retained(decodeRef)
+	t.Logf("retained per entity: %d bytes (reference decoder %d; the JSON text is %d)", got, ref, len(raw))
+	if got > ref+ref/10 {
+		t.Errorf("a decoded entity retains %d bytes, the reference decoder's %d", got, ref)
+	}
 }
