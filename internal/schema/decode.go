@@ -109,6 +109,17 @@ func assemble(ms []member) Entity {
 		if strings.IndexByte(k, '@') >= 0 || strings.HasPrefix(k, "odata.") {
 			continue
 		}
+		if (k == ColTimestamp || k == ColTime) && types[i] == "" && ms[i].val[0] == '"' {
+			// Unannotated (Azurite's Timestamp): what asTime makes of the
+			// string, without a copy of it.
+			t := parseTime(unquote(ms[i].val))
+			if k == ColTime {
+				ent.Time = t
+			} else {
+				ent.Timestamp = t
+			}
+			continue
+		}
 		v := decodeValue(ms[i].val, types[i])
 		switch k {
 		case ColPartitionKey:
