@@ -72,6 +72,8 @@ type Encoder struct {
 	tmp    []byte    // scratch
 	nc     *nameCache
 	day    dayCache
+	lastPK string // the PartitionKey of the last Reset
+	pkJSON []byte // and the entity's opening up to its value
 
 	repairs, truncs int
 }
@@ -105,8 +107,13 @@ type fragCol struct {
 func (e *Encoder) Reset(partitionKey, rowKey string) {
 	e.reset()
 	e.keyed = true
-	e.buf = append(e.buf, `{"PartitionKey":`...)
-	e.buf, _, _, _ = appendJSONString(e.buf, partitionKey, MaxKeyChars)
+	if partitionKey != e.lastPK || len(e.pkJSON) == 0 {
+		// Records of one day share their PartitionKey: its JSON is kept.
+		e.pkJSON = append(e.pkJSON[:0], `{"PartitionKey":`...)
+		e.pkJSON, _, _, _ = appendJSONString(e.pkJSON, partitionKey, MaxKeyChars)
+		e.lastPK = partitionKey
+	}
+	e.buf = append(e.buf, e.pkJSON...)
 	e.buf = append(e.buf, `,"RowKey":`...)
 	e.buf, _, _, _ = appendJSONString(e.buf, rowKey, MaxKeyChars)
 	e.size = 4 + 2*len(partitionKey) + 2*len(rowKey)
