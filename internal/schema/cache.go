@@ -1,7 +1,8 @@
 package schema
 
 import (
-	"hash/maphash"
+	"encoding/binary"
+	"math/bits"
 	"time"
 )
 
@@ -11,14 +12,15 @@ import (
 // never retain a caller's string and never allocate.
 
 // nameCache maps top-level field keys to their encoded property names and
-// hashes. It is direct-mapped: a key whose slot holds another key is
-// encoded as usual and replaces it.
+// hashes. It is two-way set associative: a key lives in one of the two
+// slots of its set; a new key takes the set's first slot and moves the one
+// there to the second, so two keys that share a set both stay cached.
 type nameCache [nameCacheSlots]cachedName
 
 const (
-	nameCacheSlots = 64 // a power of two
-	maxCachedKey   = 32 // longer keys are not cached
-	maxCachedName  = 48 // nor are keys whose encoded name is longer
+	nameCacheSlots = 128 // 64 sets of two: about 12 KiB
+	maxCachedKey   = 32  // longer keys are not cached
+	maxCachedName  = 48  // nor are keys whose encoded name is longer
 )
 
 type cachedName struct {
@@ -28,11 +30,30 @@ type cachedName struct {
 	hash       uint64
 }
 
-var nameSeed = maphash.MakeSeed()
+func (s *cachedName) is(key string) bool {
+	return int(s.klen) == len(key) && string(s.key[:s.klen]) == key
+}
 
-// slot returns key's slot.
-func (c *nameCache) slot(key string) *cachedName {
-	return &c[maphash.String(nameSeed, key)&(nameCacheSlots-1)]
+// set returns the first slot of key's set; key is 1..maxCachedKey bytes.
+// The hash mixes the length with the first and the last (up to) eight
+// bytes: cheaper than hashing every byte, and enough to spread the few
+// dozen keys a program logs with. It is the same in every process, so a
+// program's keys hit (or share a set) alike in every run.
+func (c *nameCache) set(key string) int {
+	var a, b uint64
+	n := len(key)
+	if n >= 8 {
+		a = binary.LittleEndian.Uint64([]byte(key[:8]))
+		b = binary.LittleEndian.Uint64([]byte(key[n-8:]))
+	} else {
+		for i := 0; i < n; i++ {
+			a = a<<8 | uint64(key[i])
+		}
+	}
+	h := a ^ bits.RotateLeft64(b, 29) ^ uint64(n)<<58
+	h = (h ^ h>>31) * 0xBF58476D1CE4E5B9 // splitmix64's finalizer
+	h = (h ^ h>>27) * 0x94D049BB133111EB
+	return int(h^h>>31) & (nameCacheSlots - 2)
 }
 
 // lookup appends key's cached name to dst and returns its hash; ok is false
@@ -41,9 +62,12 @@ func (c *nameCache) lookup(dst []byte, key string) (_ []byte, hash uint64, ok bo
 	if len(key) == 0 || len(key) > maxCachedKey {
 		return dst, 0, false
 	}
-	s := c.slot(key)
-	if int(s.klen) != len(key) || string(s.key[:s.klen]) != key {
-		return dst, 0, false
+	i := c.set(key)
+	s := &c[i]
+	if !s.is(key) {
+		if s = &c[i+1]; !s.is(key) {
+			return dst, 0, false
+		}
 	}
 	return append(dst, s.name[:s.nlen]...), s.hash, true
 }
@@ -53,7 +77,9 @@ func (c *nameCache) store(key string, name []byte, hash uint64) {
 	if len(key) == 0 || len(key) > maxCachedKey || len(name) > maxCachedName {
 		return
 	}
-	s := c.slot(key)
+	i := c.set(key)
+	c[i+1] = c[i]
+	s := &c[i]
 	s.klen, s.nlen = uint8(copy(s.key[:], key)), uint8(copy(s.name[:], name))
 	s.hash = hash
 }

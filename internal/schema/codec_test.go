@@ -287,3 +287,30 @@ func TestNameCache(t *testing.T) {
 		}
 	}
 }
+
+// Two keys that share a set both stay cached, so a record whose keys
+// collide does not encode them afresh every time.
+func TestNameCacheSharedSet(t *testing.T) {
+	var c nameCache
+	byset := map[int]string{}
+	var a, b string
+	for i := 0; a == ""; i++ {
+		k := fmt.Sprintf("key%d", i)
+		if o, ok := byset[c.set(k)]; ok {
+			a, b = o, k
+		}
+		byset[c.set(k)] = k
+	}
+	for range 3 {
+		for _, k := range []string{a, b} {
+			if _, _, ok := c.lookup(nil, k); !ok {
+				c.store(k, []byte(EncodeName(k)), 1)
+			}
+		}
+	}
+	for _, k := range []string{a, b} {
+		if name, _, ok := c.lookup(nil, k); !ok || string(name) != EncodeName(k) {
+			t.Errorf("%q (shares a set with the other of %q, %q): cached %v, name %q", k, a, b, ok, name)
+		}
+	}
+}

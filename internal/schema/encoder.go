@@ -355,17 +355,19 @@ func (e *Encoder) column(valueSize int, edm string) bool {
 		e.truncs++
 		return false
 	}
-	start := len(e.buf)
+	b, name := e.buf, e.name
+	start := len(b)
 	if edm != "" {
-		e.buf = append(e.buf, ',', '"')
-		e.buf = append(e.buf, e.name...)
-		e.buf = append(e.buf, `@odata.type":"`...)
-		e.buf = append(e.buf, edm...)
-		e.buf = append(e.buf, '"')
+		b = append(b, ',', '"')
+		b = append(b, name...)
+		b = append(b, `@odata.type":"`...)
+		b = append(b, edm...)
+		b = append(b, '"')
 	}
-	e.buf = append(e.buf, ',', '"')
-	e.buf = append(e.buf, e.name...)
-	e.buf = append(e.buf, '"', ':')
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	e.buf = b
 	e.nprops++
 	e.size += sz
 	if !e.keyed {
