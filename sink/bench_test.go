@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -48,8 +49,8 @@ func benchSink(b *testing.B) *Sink {
 // BenchmarkCore compares Sink.Core with zap's JSON core writing to
 // io.Discard, for a message with 10 fields.
 func BenchmarkCore(b *testing.B) {
-	var res [2]benchResult
-	run := func(b *testing.B, core zapcore.Core, r *benchResult) {
+	var res [2][]benchResult
+	run := func(b *testing.B, core zapcore.Core, r *[]benchResult) {
 		l := zap.New(core)
 		b.ReportAllocs()
 		m := startMeasure()
@@ -71,8 +72,8 @@ func BenchmarkCore(b *testing.B) {
 // BenchmarkHandler compares Sink.Handler with slog.NewJSONHandler writing
 // to io.Discard, for a message with 10 attributes.
 func BenchmarkHandler(b *testing.B) {
-	var res [2]benchResult
-	run := func(b *testing.B, h slog.Handler, r *benchResult) {
+	var res [2][]benchResult
+	run := func(b *testing.B, h slog.Handler, r *[]benchResult) {
 		l := slog.New(h)
 		ctx := context.Background()
 		b.ReportAllocs()
@@ -102,7 +103,8 @@ func BenchmarkHandler(b *testing.B) {
 	compare("Handler", "slog-json", res, 1.0)
 }
 
-// benchResult is a sub-benchmark's last result, for the comparison line.
+// benchResult is one run of a sub-benchmark (b.Loop runs the function once
+// per -count), for the comparison line.
 type benchResult struct{ ns, allocs float64 }
 
 type measure struct{ m runtime.MemStats }
@@ -113,18 +115,34 @@ func startMeasure() *measure {
 	return m
 }
 
-func (m *measure) stop(b *testing.B, r *benchResult) {
+func (m *measure) stop(b *testing.B, r *[]benchResult) {
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
-	r.ns = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-	r.allocs = float64(after.Mallocs-m.m.Mallocs) / float64(b.N)
+	*r = append(*r, benchResult{
+		ns:     float64(b.Elapsed().Nanoseconds()) / float64(b.N),
+		allocs: float64(after.Mallocs-m.m.Mallocs) / float64(b.N),
+	})
 }
 
-// compare prints tablelog's result against the baseline's, from the same run.
-func compare(name, baseline string, res [2]benchResult, target float64) {
-	if res[0].ns == 0 || res[1].ns == 0 {
+// median returns the median ns/op and allocs/op of rs.
+func median(rs []benchResult) benchResult {
+	ns := make([]float64, len(rs))
+	allocs := make([]float64, len(rs))
+	for i, r := range rs {
+		ns[i], allocs[i] = r.ns, r.allocs
+	}
+	slices.Sort(ns)
+	slices.Sort(allocs)
+	return benchResult{ns: ns[len(ns)/2], allocs: allocs[len(allocs)/2]}
+}
+
+// compare prints tablelog's median result (res[1]) against the baseline's
+// (res[0]), from the same run: with -count N, the median of N runs each.
+func compare(name, baseline string, res [2][]benchResult, target float64) {
+	if len(res[0]) == 0 || len(res[1]) == 0 {
 		return
 	}
-	fmt.Printf("%s: tablelog %.0f ns/op = %.2fx %s (%.0f ns/op, target <= %.2fx); %.1f allocs/op vs %.1f\n",
-		name, res[1].ns, res[1].ns/res[0].ns, baseline, res[0].ns, target, res[1].allocs, res[0].allocs)
+	base, ours := median(res[0]), median(res[1])
+	fmt.Printf("%s: tablelog %.0f ns/op = %.2fx %s (%.0f ns/op, target <= %.2fx); %.1f allocs/op vs %.1f (medians of %d runs)\n",
+		name, ours.ns, ours.ns/base.ns, baseline, base.ns, target, ours.allocs, base.allocs, min(len(res[0]), len(res[1])))
 }
