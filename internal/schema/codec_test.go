@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func encodeOne(t testing.TB, f func(e *Encoder)) (Entity, *Encoder, []byte) {
@@ -311,6 +312,24 @@ func TestNameCacheSharedSet(t *testing.T) {
 	for _, k := range []string{a, b} {
 		if name, _, ok := c.lookup(nil, k); !ok || string(name) != EncodeName(k) {
 			t.Errorf("%q (shares a set with the other of %q, %q): cached %v, name %q", k, a, b, ok, name)
+		}
+	}
+}
+
+// The cache finds keys by address, but a key's text decides its name: two
+// keys at one address (a reused buffer) get their own names.
+func TestNameCacheSameAddress(t *testing.T) {
+	var e Encoder
+	buf := []byte("alpha")
+	for round := range 3 {
+		for _, text := range []string{"alpha", "Time_", "gamma"} {
+			copy(buf, text)
+			key := unsafe.String(&buf[0], len(buf))
+			e.Reset("p", "r")
+			e.Int64(key, 1)
+			if got, want := string(e.name), EncodeName(text); got != want {
+				t.Fatalf("round %d: name of %q = %q, want %q", round, text, got, want)
+			}
 		}
 	}
 }
