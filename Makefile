@@ -44,7 +44,9 @@ build:
 
 ## bench: the comparison benchmarks (against Azurite, same run as their baselines)
 bench: azurite
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 60m ./sink ./query ./auditlog | tee bench.out
+	{ $(GO) test -run='^$$' -bench='^Benchmark(Core|Handler)$$' -benchmem -count=5 ./sink && \
+	  $(GO) test -run='^$$' -bench='^BenchmarkEndToEnd$$' -benchmem -count=1 -timeout 60m ./sink && \
+	  $(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 60m ./query ./auditlog; } | tee bench.out
 
 ## demo: start Azurite with disk persistence in .azurite/ and run the quickstart against it
 demo: azurite
