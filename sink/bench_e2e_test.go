@@ -51,6 +51,16 @@ func BenchmarkEndToEnd(b *testing.B) {
 		return b.TempDir()
 	}
 	rate := map[string]float64{}
+	// Warm the emulator up first (untimed): Node.js compiles its hot paths
+	// as they run, so without this the first variant measured (the sink)
+	// runs on a cold emulator and the last (add-entity) on a warm one.
+	warm := direct(b)
+	fill(b, warm, 20_000)
+	for _, e := range benchEntities(1_000) {
+		if _, err := warm.AddEntity(context.Background(), e, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
 
 	runSink := func(name string, n int, o Options) {
 		b.Run(name, func(b *testing.B) {
@@ -93,18 +103,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 			b.StopTimer()
 			entities := benchEntities(n)
 			b.StartTimer()
-			ctx := context.Background()
 			start := time.Now()
-			actions := make([]aztables.TransactionAction, 0, 100)
-			for i := 0; i < n; i += 100 {
-				actions = actions[:0]
-				for _, e := range entities[i:min(i+100, n)] {
-					actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: e})
-				}
-				if _, err := tbl.SubmitTransaction(ctx, actions, nil); err != nil {
-					b.Fatal(err)
-				}
-			}
+			submitAll(b, tbl, entities)
 			rate["submit-loop"] = float64(n) / time.Since(start).Seconds()
 		}
 		b.ReportMetric(rate["submit-loop"], "records/s")
@@ -175,6 +175,24 @@ func benchEntities(n int) [][]byte {
 	}
 	return out
 }
+
+// submitAll stores entities in 100-entity transactions, one after another:
+// the hand-written loop.
+func submitAll(b *testing.B, tbl *aztables.Client, entities [][]byte) {
+	actions := make([]aztables.TransactionAction, 0, 100)
+	for i := 0; i < len(entities); i += 100 {
+		actions = actions[:0]
+		for _, e := range entities[i:min(i+100, len(entities))] {
+			actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: e})
+		}
+		if _, err := tbl.SubmitTransaction(context.Background(), actions, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// fill stores n entities in tbl.
+func fill(b *testing.B, tbl *aztables.Client, n int) { submitAll(b, tbl, benchEntities(n)) }
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
