@@ -8,9 +8,38 @@ import (
 	"time"
 )
 
-// BenchmarkEncoder encodes the sink benchmark's record: a message and ten
-// fields (int, three strings, duration, int64, bool, float64, time, error).
-func BenchmarkEncoder(b *testing.B) {
+// benchRecord encodes the sink benchmark's record: a message and ten
+// fields (int, three strings, duration, int64, bool, float64, time, error),
+// inside the given groups.
+func benchRecord(e *Encoder, rowKey string, now time.Time, err error, groups ...string) []byte {
+	e.Reset("checkout_20261125", rowKey)
+	e.SetTime(now)
+	e.SetLevel("info", SeverityInfo)
+	e.SetMessage("request served")
+	for _, g := range groups {
+		e.OpenGroup(g)
+	}
+	e.Int64("status", 200)
+	e.String("method", "POST")
+	e.String("path", "/api/v1/orders")
+	e.String("user_id", "u-1042")
+	e.Duration("took", 12*time.Millisecond)
+	e.Int64("bytes", 5120)
+	e.Bool("cached", false)
+	e.Float64("ratio", 0.75)
+	e.Time("started", now)
+	e.String("error", err.Error())
+	return e.Finish()
+}
+
+// BenchmarkEncoder encodes benchRecord's record, with its keys (as
+// BenchmarkEncoderGrouped, with its fields in a group, as slog's WithGroup
+// does).
+func BenchmarkEncoder(b *testing.B) { benchEncoder(b) }
+
+func BenchmarkEncoderGrouped(b *testing.B) { benchEncoder(b, "req") }
+
+func benchEncoder(b *testing.B, groups ...string) {
 	var e Encoder
 	g := NewGenerator(nil)
 	now := time.Now()
@@ -18,22 +47,7 @@ func BenchmarkEncoder(b *testing.B) {
 	var rk [RowKeyLen]byte
 	b.ReportAllocs()
 	for b.Loop() {
-		id := g.New(now)
-		e.Reset("checkout_20261125", string(AppendRowKey(rk[:0], id)))
-		e.SetTime(now)
-		e.SetLevel("info", SeverityInfo)
-		e.SetMessage("request served")
-		e.Int64("status", 200)
-		e.String("method", "POST")
-		e.String("path", "/api/v1/orders")
-		e.String("user_id", "u-1042")
-		e.Duration("took", 12*time.Millisecond)
-		e.Int64("bytes", 5120)
-		e.Bool("cached", false)
-		e.Float64("ratio", 0.75)
-		e.Time("started", now)
-		e.String("error", err.Error())
-		_ = e.Finish()
+		benchRecord(&e, string(AppendRowKey(rk[:0], g.New(now))), now, err, groups...)
 	}
 }
 
@@ -55,25 +69,10 @@ func BenchmarkGenerator(b *testing.B) {
 func benchEntity(tb testing.TB) []byte {
 	tb.Helper()
 	var e Encoder
-	g := NewGenerator(nil)
 	now := time.Date(2026, 11, 25, 12, 0, 0, 123456700, time.UTC)
-	err := errors.New("connection reset by peer")
-	e.Reset("checkout_20261125", RowKey(g.New(now)))
-	e.SetTime(now)
-	e.SetLevel("info", SeverityInfo)
-	e.SetMessage("request served")
-	e.Int64("status", 200)
-	e.String("method", "POST")
-	e.String("path", "/api/v1/orders")
-	e.String("user_id", "u-1042")
-	e.Duration("took", 12*time.Millisecond)
-	e.Int64("bytes", 5120)
-	e.Bool("cached", false)
-	e.Float64("ratio", 0.75)
-	e.Time("started", now)
-	e.String("error", err.Error())
+	entity := benchRecord(&e, RowKey(NewGenerator(nil).New(now)), now, errors.New("connection reset by peer"))
 	var m map[string]any
-	if err := json.Unmarshal(e.Finish(), &m); err != nil {
+	if err := json.Unmarshal(entity, &m); err != nil {
 		tb.Fatal(err)
 	}
 	for k, v := range m {

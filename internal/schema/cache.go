@@ -10,7 +10,9 @@ import (
 // once and copied after. Both are fixed-size and own their bytes: they
 // never retain a caller's string and never allocate.
 
-// nameCache maps top-level field keys to their encoded property names and
+// nameCache maps field keys to their encoded name segments (the property
+// name of a top-level field; what follows the groups' prefix of a grouped
+// one: the two differ, so top is part of the key) and the segments'
 // hashes. It is two-way set associative: a key lives in one of the two
 // slots of its set; a new key takes the set's first slot and moves the one
 // there to the second, so two keys that share a set both stay cached.
@@ -20,18 +22,19 @@ const (
 	nameCacheBits  = 7
 	nameCacheSlots = 1 << nameCacheBits // 64 sets of two: about 12 KiB
 	maxCachedKey   = 32                 // longer keys are not cached
-	maxCachedName  = 48                 // nor are keys whose encoded name is longer
+	maxCachedName  = 48                 // nor are keys whose encoded segment is longer
 )
 
 type cachedName struct {
 	klen, nlen uint8
+	top        bool
 	key        [maxCachedKey]byte
 	name       [maxCachedName]byte
 	hash       uint64
 }
 
-func (s *cachedName) is(key string) bool {
-	return int(s.klen) == len(key) && string(s.key[:s.klen]) == key
+func (s *cachedName) is(key string, top bool) bool {
+	return int(s.klen) == len(key) && s.top == top && string(s.key[:s.klen]) == key
 }
 
 // set returns the first slot of key's set. It hashes where key's bytes
@@ -39,38 +42,41 @@ func (s *cachedName) is(key string) bool {
 // each at its own address, so this spreads them as well as a hash of the
 // text at a fraction of the cost. A key built at run time (a new address
 // each time) just misses; lookup always compares the text.
-func (c *nameCache) set(key string) int {
+func (c *nameCache) set(key string, top bool) int {
 	p := uint64(uintptr(unsafe.Pointer(unsafe.StringData(key))))
+	if top {
+		p ^= 1 << 63
+	}
 	h := (p ^ uint64(len(key))<<48) * 0x9E3779B97F4A7C15 // Fibonacci hashing
 	return int(h>>(64-nameCacheBits)) &^ 1
 }
 
-// lookup appends key's cached name to dst and returns its hash; ok is false
-// when key is not cached.
-func (c *nameCache) lookup(dst []byte, key string) (_ []byte, hash uint64, ok bool) {
+// lookup returns key's cached segment (valid until the next store) and
+// its hash; ok is false when key is not cached.
+func (c *nameCache) lookup(key string, top bool) (seg []byte, hash uint64, ok bool) {
 	if len(key) == 0 || len(key) > maxCachedKey {
-		return dst, 0, false
+		return nil, 0, false
 	}
-	i := c.set(key)
+	i := c.set(key, top)
 	s := &c[i]
-	if !s.is(key) {
-		if s = &c[i+1]; !s.is(key) {
-			return dst, 0, false
+	if !s.is(key, top) {
+		if s = &c[i+1]; !s.is(key, top) {
+			return nil, 0, false
 		}
 	}
-	return append(dst, s.name[:s.nlen]...), s.hash, true
+	return s.name[:s.nlen], s.hash, true
 }
 
-// store caches name and hash for key, if both fit.
-func (c *nameCache) store(key string, name []byte, hash uint64) {
-	if len(key) == 0 || len(key) > maxCachedKey || len(name) > maxCachedName {
+// store caches seg and its hash for key, if both fit.
+func (c *nameCache) store(key string, top bool, seg []byte, hash uint64) {
+	if len(key) == 0 || len(key) > maxCachedKey || len(seg) > maxCachedName {
 		return
 	}
-	i := c.set(key)
+	i := c.set(key, top)
 	c[i+1] = c[i]
 	s := &c[i]
-	s.klen, s.nlen = uint8(copy(s.key[:], key)), uint8(copy(s.name[:], name))
-	s.hash = hash
+	s.klen, s.nlen = uint8(copy(s.key[:], key)), uint8(copy(s.name[:], seg))
+	s.top, s.hash = top, hash
 }
 
 // dayCache remembers the date of the last time formatted, so formatting

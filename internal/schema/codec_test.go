@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -270,6 +271,7 @@ func TestNameCache(t *testing.T) {
 	for i := range 100 {
 		keys = append(keys, fmt.Sprintf("field%d", i))
 	}
+	groups := [][]string{{"g"}, {"1", "Time"}, {strings.Repeat("g", 230)}}
 	for round := range 3 {
 		e.Reset("p", "r")
 		for _, k := range keys {
@@ -277,6 +279,35 @@ func TestNameCache(t *testing.T) {
 			if got, want := string(e.name), EncodeName(k); got != want {
 				t.Fatalf("round %d: name of %q = %q, want %q", round, k, got, want)
 			}
+		}
+		// The same keys in groups (whose names differ from the top-level
+		// ones: digits and reserved names need no escape there; a long
+		// prefix makes the name shortened), then at the top level again.
+		for _, g := range groups {
+			e.Reset("p", "r")
+			for _, name := range g {
+				e.OpenGroup(name)
+			}
+			for _, k := range keys[:40] {
+				e.Int64(k, 1)
+				if got, want := string(e.name), EncodeName(append(slices.Clone(g), k)...); got != want {
+					t.Fatalf("round %d: name of %q in %q = %q, want %q", round, k, g, got, want)
+				}
+				if got, want := e.hashes[len(e.hashes)-1], fnv64(e.name); got != want {
+					t.Fatalf("round %d: hash of %q in %q = %x, want %x", round, k, g, got, want)
+				}
+			}
+			for range g {
+				e.CloseGroup()
+			}
+			e.Int64("1", 1)
+			if got, want := string(e.name), EncodeName("1"); got != want {
+				t.Fatalf("round %d: after closing %q: name of \"1\" = %q, want %q", round, g, got, want)
+			}
+		}
+		e.Reset("p", "r")
+		for _, k := range keys {
+			e.Int64(k, 1)
 		}
 		e.Int64("user_id", 2) // a duplicate: goes to Extra
 		var m map[string]any
@@ -297,20 +328,20 @@ func TestNameCacheSharedSet(t *testing.T) {
 	var a, b string
 	for i := 0; a == ""; i++ {
 		k := fmt.Sprintf("key%d", i)
-		if o, ok := byset[c.set(k)]; ok {
+		if o, ok := byset[c.set(k, true)]; ok {
 			a, b = o, k
 		}
-		byset[c.set(k)] = k
+		byset[c.set(k, true)] = k
 	}
 	for range 3 {
 		for _, k := range []string{a, b} {
-			if _, _, ok := c.lookup(nil, k); !ok {
-				c.store(k, []byte(EncodeName(k)), 1)
+			if _, _, ok := c.lookup(k, true); !ok {
+				c.store(k, true, []byte(EncodeName(k)), 1)
 			}
 		}
 	}
 	for _, k := range []string{a, b} {
-		if name, _, ok := c.lookup(nil, k); !ok || string(name) != EncodeName(k) {
+		if name, _, ok := c.lookup(k, true); !ok || string(name) != EncodeName(k) {
 			t.Errorf("%q (shares a set with the other of %q, %q): cached %v, name %q", k, a, b, ok, name)
 		}
 	}

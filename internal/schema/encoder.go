@@ -59,6 +59,7 @@ type Encoder struct {
 	buf    []byte   // the entity's JSON
 	keyed  bool     // Reset (entity) rather than ResetFragment
 	prefix []byte   // encoded open groups, each followed by "__"
+	phash  uint64   // fnv64(prefix)
 	plens  []int    // len(prefix) before each open group
 	groups []string // the open groups' raw names
 	hashes []uint64 // property names written, for duplicate detection
@@ -128,6 +129,7 @@ func (e *Encoder) ResetFragment() {
 func (e *Encoder) reset() {
 	e.buf = e.buf[:0]
 	e.prefix = e.prefix[:0]
+	e.phash = fnvOffset
 	e.plens = e.plens[:0]
 	e.groups = e.groups[:0]
 	e.hashes = e.hashes[:0]
@@ -207,6 +209,7 @@ func (e *Encoder) OpenGroup(name string) {
 	start := len(e.prefix)
 	e.prefix = appendSegment(e.prefix, name, start == 0, true)
 	e.prefix = append(e.prefix, '_', '_')
+	e.phash = fnv64(e.prefix)
 }
 
 // CloseGroup closes the innermost open group; it does nothing when none is open.
@@ -216,6 +219,7 @@ func (e *Encoder) CloseGroup() {
 		return
 	}
 	e.prefix = e.prefix[:e.plens[n-1]]
+	e.phash = fnv64(e.prefix)
 	e.plens = e.plens[:n-1]
 	e.groups = e.groups[:n-1]
 }
@@ -287,33 +291,46 @@ func (e *Encoder) sysString(col, s string) {
 // when the field cannot be a column (a duplicate name, or no property slot
 // left): the caller then stores it in Extra.
 func (e *Encoder) begin(key string, follow bool) bool {
-	var (
-		h  uint64
-		ok bool
-	)
-	cache := len(e.prefix) == 0 && !follow
-	if cache && e.nc != nil {
-		e.name, h, ok = e.nc.lookup(e.name[:0], key)
+	// The key's encoded segment comes from the cache when it can: the
+	// name is the open groups' prefix and the segment, its hash continues
+	// the prefix's.
+	top := len(e.prefix) == 0
+	e.name = e.name[:0]
+	if !top {
+		e.name = append(e.name, e.prefix...)
 	}
-	if !ok {
-		e.name = append(e.name[:0], e.prefix...)
+	var (
+		h   uint64
+		hit bool
+	)
+	if !follow && e.nc != nil {
+		var seg []byte
+		if seg, h, hit = e.nc.lookup(key, top); hit && len(e.prefix)+len(seg) <= maxColumnName {
+			e.name = append(e.name, seg...)
+			if !top {
+				h = fnv64From(e.phash, seg)
+			}
+		} else {
+			hit = false
+		}
+	}
+	if !hit {
 		start := len(e.prefix)
-		e.name = appendSegment(e.name, key, start == 0, follow)
-		if start == 0 {
+		e.name = appendSegment(e.name, key, top, follow)
+		if top {
 			e.name = escapeReserved(e.name, 0)
+		}
+		if !follow {
+			if e.nc == nil {
+				e.nc = new(nameCache)
+			}
+			e.nc.store(key, top, e.name[start:], fnv64(e.name[start:]))
 		}
 		if len(e.name) > maxColumnName {
 			e.name = shortenName(e.name, chunkSuffixRoom)
 			e.addName(e.name, key)
-			cache = false
 		}
 		h = fnv64(e.name)
-		if cache {
-			if e.nc == nil {
-				e.nc = new(nameCache)
-			}
-			e.nc.store(key, e.name, h)
-		}
 	}
 	if e.nprops >= MaxProperties-metaProps {
 		return false

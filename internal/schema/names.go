@@ -255,8 +255,14 @@ func shortenName(name []byte, reserve int) []byte {
 	return out
 }
 
-func fnv64(b []byte) uint64 {
-	h := uint64(14695981039346656037)
+// fnv64 is the FNV-1a hash of b.
+func fnv64(b []byte) uint64 { return fnv64From(fnvOffset, b) }
+
+const fnvOffset = 14695981039346656037
+
+// fnv64From continues an FNV-1a hash h over b: fnv64(x+y) is
+// fnv64From(fnv64(x), y).
+func fnv64From(h uint64, b []byte) uint64 {
 	for _, c := range b {
 		h ^= uint64(c)
 		h *= 1099511628211
