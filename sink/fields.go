@@ -47,9 +47,9 @@ func (f *fieldEncoder) AddComplex64(key string, v complex64) {
 func (f *fieldEncoder) AddDuration(key string, v time.Duration) { f.st.enc.Duration(key, v) }
 func (f *fieldEncoder) AddFloat64(key string, v float64)        { f.st.enc.Float64(key, v) }
 
-// AddFloat32 stores the float32's shortest decimal form as a double, so
-// 0.1 stays 0.1 rather than 0.10000000149011612.
-func (f *fieldEncoder) AddFloat32(key string, v float32) { f.st.enc.Float64(key, float32To64(v)) }
+// AddFloat32 stores the float32's shortest decimal form as a double (see
+// schema.Encoder.Float32).
+func (f *fieldEncoder) AddFloat32(key string, v float32) { f.st.enc.Float32(key, v) }
 
 func (f *fieldEncoder) AddInt(key string, v int)             { f.st.enc.Int64(key, int64(v)) }
 func (f *fieldEncoder) AddInt64(key string, v int64)         { f.st.enc.Int64(key, v) }
@@ -66,16 +66,6 @@ func (f *fieldEncoder) AddUint8(key string, v uint8)         { f.st.enc.Int32(ke
 func (f *fieldEncoder) AddUintptr(key string, v uintptr)     { f.st.enc.Uint64(key, uint64(v)) }
 func (f *fieldEncoder) AddReflected(key string, v any) error { f.st.enc.Any(key, v); return nil }
 func (f *fieldEncoder) OpenNamespace(key string)             { f.st.enc.OpenGroup(key) }
-
-func float32To64(v float32) float64 {
-	var b [32]byte
-	s := strconv.AppendFloat(b[:0], float64(v), 'g', -1, 32)
-	x, err := strconv.ParseFloat(unsafeString(s), 64)
-	if err != nil {
-		return float64(v) // NaN, ±Inf
-	}
-	return x
-}
 
 // appendComplex writes c as "re+imi" (zap's form), each part with the
 // given float bit size.

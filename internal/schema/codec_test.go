@@ -364,3 +364,23 @@ func TestNameCacheSameAddress(t *testing.T) {
 		}
 	}
 }
+
+// A float32 is stored as its shortest decimal, whether it comes through
+// Float32 (zap's AddFloat32) or Any (slog's Any), without allocating.
+func TestFloat32ShortestDecimal(t *testing.T) {
+	ent, _, _ := encodeOne(t, func(e *Encoder) {
+		e.Float32("a", 0.1)
+		e.Any("b", float32(0.1))
+		e.Float32("nan", float32(math.NaN()))
+	})
+	if ent.Fields["a"] != 0.1 || ent.Fields["b"] != 0.1 {
+		t.Errorf("a = %v, b = %v, want 0.1", ent.Fields["a"], ent.Fields["b"])
+	}
+	if ent.Fields["nan"] != "NaN" {
+		t.Errorf("nan = %#v, want \"NaN\"", ent.Fields["nan"])
+	}
+	var e Encoder
+	if n := testing.AllocsPerRun(100, func() { e.Reset("p", "r"); e.Float32("a", 0.1) }); n != 0 {
+		t.Errorf("Float32 allocates %v times", n)
+	}
+}

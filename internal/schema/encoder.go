@@ -554,6 +554,17 @@ func (e *Encoder) Float64(key string, v float64) {
 	}
 }
 
+// Float32 writes an Edm.Double field holding v's shortest decimal form, so
+// 0.1 stays 0.1 rather than 0.10000000149011612; NaN and ±Inf as Float64.
+func (e *Encoder) Float32(key string, v float32) {
+	var b [32]byte
+	x, err := strconv.ParseFloat(string(strconv.AppendFloat(b[:0], float64(v), 'g', -1, 32)), 64)
+	if err != nil {
+		x = float64(v) // NaN, ±Inf
+	}
+	e.Float64(key, x)
+}
+
 func appendFloat(dst []byte, v float64) []byte {
 	dst = strconv.AppendFloat(dst, v, 'g', -1, 64)
 	return dst
@@ -748,7 +759,7 @@ func (e *Encoder) Any(key string, v any) {
 	case float64:
 		e.Float64(key, x)
 	case float32:
-		e.Float64(key, float64(x))
+		e.Float32(key, x)
 	case time.Time:
 		e.Time(key, x)
 	case time.Duration:
