@@ -373,7 +373,7 @@ func TestDayRollover(t *testing.T) {
 	if strings.Join(seals, ",") != "billing_20261124->20261125,billing_20261125->20261127" {
 		t.Fatalf("seals %v", seals)
 	}
-	if strings.Join(catalog, ",") != "billing_20261124,billing_20261125,billing_20261127,billing~genesis" {
+	if strings.Join(catalog, ",") != "billing_20261124,billing_20261125,billing_20261127,billing~genesis~0000000000" {
 		t.Fatalf("catalog %v", catalog)
 	}
 	// Verifying a range in the middle checks its link to the day before.

@@ -84,9 +84,13 @@ type Event struct {
 	// store it, so it can be looked up after an ErrOutcomeUnknown.
 	ID ulid.ULID
 	// Seq is the event's position in the service's hash chain (1, 2, …,
-	// continuing across days).
+	// continuing across days; a slot holding a foreign entity is skipped).
 	Seq int64
-	// PrevHash is the Hash of the event before (zero for Seq 1).
+	// PrevSeq is the Seq of the event before in the chain (0 for the
+	// first). It is Seq-1 unless the writer skipped slots that held
+	// foreign entities (see the package documentation).
+	PrevSeq int64
+	// PrevHash is the Hash of the event before (zero for the first).
 	PrevHash Hash
 	// Hash is the event's chain hash (see the package documentation).
 	Hash Hash
@@ -150,7 +154,7 @@ func (w *Writer) prepare(ev Event, now time.Time) (*prepared, error) {
 	ev.Time = ev.Time.Round(0).UTC().Truncate(100 * time.Nanosecond)
 	ev.Service = w.opts.Service
 	ev.ID = w.gen.New(ev.Time)
-	ev.Seq, ev.Hash, ev.PrevHash = 0, Hash{}, Hash{}
+	ev.Seq, ev.PrevSeq, ev.Hash, ev.PrevHash = 0, 0, Hash{}, Hash{}
 	p := &prepared{ev: ev, attrs: attrs}
 	p.rec = schema.AuditRecord{
 		ID:        ev.ID.String(),

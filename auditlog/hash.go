@@ -47,8 +47,15 @@ func ParseHash(s string) (Hash, error) {
 	return h, nil
 }
 
-// domain separates the chain's hash inputs from any other use of the key.
-const domain = "tablelog/auditlog/v1"
+// domain separates the chain's hash inputs from any other use of the key;
+// catalogDomain does the same for catalog entries and genesis claims. The
+// "v2" chain format added PartitionKey, PrevSeq and Seal to the input (and
+// authenticated seals, catalog entries and genesis claims); entities of the
+// first format do not verify under it.
+const (
+	domain        = "tablelog/auditlog/v2"
+	catalogDomain = "tablelog/auditlog/v2/catalog"
+)
 
 // hasher computes chain hashes. It is not safe for concurrent use.
 type hasher struct {
@@ -73,29 +80,48 @@ func (h *hasher) alg() string {
 	return schema.AuditAlgSHA256
 }
 
-// sum returns the chain hash of r (an event) under service, with the
-// hasher's key if it has one and keyed is true, else plain SHA-256.
+// sum returns the chain hash of r (an event or a seal) under service, with
+// the hasher's key if it has one and keyed is true, else plain SHA-256.
 //
 // The canonical input is the domain string, then each of these as a
-// uvarint length followed by its bytes: service, seq (8 bytes big-endian),
-// previous hash (32 bytes), ID, time (8 bytes big-endian: Unix nanoseconds,
-// a multiple of 100), Actor, Action, Target, Outcome, Reason, SourceIP,
-// RequestID, Attrs (the stored JSON text), Alg. Length prefixes make the
-// encoding injective: no two different events share an input.
+// uvarint length followed by its bytes: service, PartitionKey, seq (8 bytes
+// big-endian), PrevSeq (8 bytes), previous hash (32 bytes), ID, time (8
+// bytes big-endian: Unix nanoseconds, a multiple of 100), Actor, Action,
+// Target, Outcome, Reason, SourceIP, RequestID, Attrs (the stored JSON
+// text), Alg, Seal. Length prefixes make the encoding injective: no two
+// different entities share an input. The PartitionKey and the seq bind an
+// entity to its place: a copy anywhere else does not verify.
 func (h *hasher) sum(service string, r *schema.AuditRecord, prev Hash, keyed bool) Hash {
 	b := h.buf[:0]
 	b = appendField(b, domain)
 	b = appendField(b, service)
+	b = appendField(b, r.PartitionKey)
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(r.Seq))
+	b = appendBytes(b, n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(r.PrevSeq))
 	b = appendBytes(b, n[:])
 	b = appendBytes(b, prev[:])
 	b = appendField(b, r.ID)
 	binary.BigEndian.PutUint64(n[:], uint64(r.Time.UnixNano()))
 	b = appendBytes(b, n[:])
-	for _, s := range [...]string{r.Actor, r.Action, r.Target, r.Outcome, r.Reason, r.SourceIP, r.RequestID, r.Attrs, r.Alg} {
+	for _, s := range [...]string{r.Actor, r.Action, r.Target, r.Outcome, r.Reason, r.SourceIP, r.RequestID, r.Attrs, r.Alg, r.Seal} {
 		b = appendField(b, s)
 	}
+	return h.finish(b, keyed)
+}
+
+// catalogMac returns the Mac of an audit catalog entity: a day's entry or a
+// genesis claim (rowKey tells which), naming day.
+func (h *hasher) catalogMac(service, rowKey, day string) Hash {
+	b := h.buf[:0]
+	for _, s := range [...]string{catalogDomain, service, rowKey, day} {
+		b = appendField(b, s)
+	}
+	return h.finish(b, true)
+}
+
+func (h *hasher) finish(b []byte, keyed bool) Hash {
 	h.buf = b
 	m := h.sha
 	if keyed && h.mac != nil {

@@ -225,36 +225,13 @@ func listAll(ctx context.Context, t ReadTable, o *aztables.ListEntitiesOptions, 
 	return nil
 }
 
-// catalogKey returns the catalog RowKey of a service's day partition (the
-// PartitionKey itself, as for logs).
-func catalogKey(service string, day time.Time) string { return schema.PartitionKey(service, day) }
-
-// genesisKey is the catalog RowKey of a service's genesis claim.
-func genesisKey(service string) string { return schema.AuditGenesisRowKey(service) }
-
-// catalogDays returns the days in [from, to) (zero: open) that the catalog
-// lists for service, ascending.
-func catalogDays(ctx context.Context, t ReadTable, service string, from, to time.Time) ([]time.Time, error) {
-	lo, hi := service+"_", service+"_~"
-	if !from.IsZero() {
-		lo = catalogKey(service, from)
-	}
-	if !to.IsZero() {
-		hi = catalogKey(service, to)
-	}
-	o := listOptions(schema.CatalogPartition, lo, hi, 0)
-	sel := schema.ColRowKey
+// catalogOptions selects the catalog entries of service's days (RowKeys
+// "<service>_<yyyyMMdd>"; the digits of the day follow the '_').
+func catalogOptions(service string) *aztables.ListEntitiesOptions {
+	o := listOptions(schema.CatalogPartition, service+"_0", service+"_:", 0)
+	sel := schema.ColRowKey + "," + schema.CatalogColService + "," + schema.CatalogColDay + "," + schema.AuditColMac
 	o.Select = &sel
-	var days []time.Time
-	err := listAll(ctx, t, o, func(raw []byte) (bool, error) {
-		rk := rowKeyOf(raw)
-		svc, day, shard, err := schema.ParsePartitionKey(rk)
-		if err == nil && svc == service && shard == 0 {
-			days = append(days, day)
-		}
-		return true, nil
-	})
-	return days, err
+	return o
 }
 
 func rowKeyOf(raw []byte) string {

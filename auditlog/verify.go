@@ -1,12 +1,15 @@
 package auditlog
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/tablelog/tablelog/internal/schema"
 )
@@ -16,29 +19,41 @@ type Kind string
 
 // Kinds of breaks.
 const (
-	// Modified: the event's content no longer matches its hash while its
-	// hash is vouched for (the next authentic event links to it, or it is
+	// Modified: the entity's content no longer matches its hash while its
+	// hash is vouched for (the next authentic entity links to it, or it is
 	// the expected head); or, in a trail without a key, any mismatch; or
 	// an event whose successor links to a different hash; or an entity
-	// with columns an audit writer never writes.
+	// with columns an audit writer never writes; or a day change the
+	// day's seal does not vouch for.
 	Modified Kind = "modified"
-	// Deleted: sequence numbers are missing inside the trail (Count of
-	// them from Seq).
+	// Deleted: events are missing inside the trail (Count of them from
+	// Seq): an authentic entity links to an event that is not there.
 	Deleted Kind = "deleted"
-	// Inserted: an entity that cannot be part of the chain: a RowKey that
-	// is not a chain slot, a slot that is taken twice or out of order
-	// across days, an entity above a day's seal.
+	// Inserted: an entity that is not part of the chain: a RowKey that is
+	// not a chain slot, an entity in a slot the chain skipped or above the
+	// head that no key vouches for, an entity in a shard or in a partition
+	// that is not a day, a catalog entry or genesis claim whose Mac does
+	// not check, or an authentic entity the chain links past (a fork).
 	Inserted Kind = "inserted"
 	// Reordered: an authentic event found in another event's slot (its
 	// own Seq differs from its position).
 	Reordered Kind = "reordered"
 	// Forged: with a Key, an event whose hash is not the key's HMAC of its
-	// content and that no later authentic event vouches for: re-hashed
+	// content and that no later authentic entity vouches for: re-hashed
 	// with another key, or hashed without a key.
 	Forged Kind = "forged"
 	// Truncated: the trail ends before the expected head (Count events
 	// missing from Seq).
 	Truncated Kind = "truncated"
+	// Misdated: an authentic event stored in a day partition that is
+	// neither the UTC day of its Time nor the day after (a writer's clock
+	// was wrong, or the entity was moved).
+	Misdated Kind = "misdated"
+	// Unlisted: a day partition holding chain entities has no authentic
+	// catalog entry (readers that list days from the catalog, such as
+	// query.Audit, miss it), or the trail has no authentic genesis claim,
+	// or the claim names another day than the one the chain starts on.
+	Unlisted Kind = "unlisted"
 )
 
 // Break is one defect Verify found.
@@ -128,17 +143,31 @@ func (r Report) OK() bool { return len(r.Breaks) == 0 && r.Omitted == 0 }
 // (HMAC-SHA-256) when VerifyOptions.Key is nil.
 var ErrKeyRequired = errors.New("auditlog: the trail is keyed (HMAC-SHA-256); VerifyOptions.Key is required")
 
-// Verify reads the trail of one service, newest day first, page by page
-// (memory does not grow with the trail), and checks every event: its hash
-// against its content (with Key, an HMAC), its position against its
-// sequence number, its link to the event before, and that no sequence
-// number is missing or taken twice. It returns a Report of every break it
-// found; breaks are findings, not errors. The error is for a trail that
-// could not be read (after the SDK's retries), bad options, or
-// ErrKeyRequired; the Report then holds what was checked so far.
+// Verify reads the trail of one service and checks every entity: its hash
+// against its content (with Key, an HMAC that also binds the entity to its
+// partition and slot), its link to the event before, the seals that close
+// each day, that no event is missing or off the chain, that each event's
+// partition is the day of its Time or the next, and the catalog entries and
+// genesis claims. It returns a Report of every break it found; breaks are
+// findings, not errors. The error is for a trail that could not be read
+// (after the SDK's retries), bad options, or ErrKeyRequired; the Report then
+// holds what was checked so far.
+//
+// Verify does not trust the catalog to find the days: it reads every
+// partition of the service in the range with one query over the
+// PartitionKey range "<service>_<day>" (ascending days; within a day newest
+// first), so a partition nobody catalogued is read too. The cost is one
+// read of every entity in the range (1,000 per page, and on Azure at least
+// one request per day partition), plus one query of the catalog; memory
+// does not grow with the trail (only the breaks list, up to MaxBreaks).
+//
+// Without ExpectedHead nothing can tell a trail whose newest events were
+// cut off from a shorter one, with a key or without: record Report.Head
+// somewhere the table's writers cannot change and pass it back.
 //
 // Verify needs read permission only. It is safe to run while writers
-// append: it checks the days as they are when read.
+// append: it checks the days as they are when read (an event appended
+// during the run may show as the head, or not at all).
 func Verify(ctx context.Context, table ReadTable, opts VerifyOptions) (Report, error) {
 	rep := Report{Service: opts.Service}
 	if table == nil {
@@ -150,116 +179,80 @@ func Verify(ctx context.Context, table ReadTable, opts VerifyOptions) (Report, e
 	if opts.MaxBreaks <= 0 {
 		opts.MaxBreaks = 1000
 	}
-	var from, to time.Time
+	v := &verifier{opts: opts, rep: &rep, hasher: newHasher(opts.Key), keyed: len(opts.Key) > 0, table: table, ctx: ctx}
 	if !opts.Since.IsZero() {
-		from = schema.Day(opts.Since)
+		v.from = schema.Day(opts.Since)
 	}
 	if !opts.Until.IsZero() {
-		to = schema.Day(opts.Until).AddDate(0, 0, 1)
+		v.to = schema.Day(opts.Until).AddDate(0, 0, 1)
 	}
-	days, err := catalogDays(ctx, table, opts.Service, from, to)
-	if err != nil {
-		return rep, fmt.Errorf("auditlog: reading the catalog: %s", describe(err))
-	}
-	v := &verifier{opts: opts, rep: &rep, hasher: newHasher(opts.Key)}
 	fail := func(err error) (Report, error) {
 		v.finish()
 		return rep, err
 	}
-	// The anchor: the last event before the range (none from the start).
-	var anchor *schema.AuditRecord
-	if !opts.Since.IsZero() {
-		before, err := catalogDays(ctx, table, opts.Service, time.Time{}, from)
-		if err != nil {
-			return fail(fmt.Errorf("auditlog: reading the catalog: %s", describe(err)))
-		}
-		for i := len(before) - 1; i >= 0 && anchor == nil; i-- {
-			if anchor, err = lastEvent(ctx, table, opts.Service, before[i]); err != nil {
-				return fail(err)
-			}
-		}
+	if err := v.readCatalog(); err != nil {
+		return fail(fmt.Errorf("auditlog: reading the catalog: %s", describe(err)))
 	}
-	for i := len(days) - 1; i >= 0; i-- {
-		// Every slot of this day must lie above the last slot of the day
-		// before: an entity below it was copied here from an earlier day.
-		v.floor = 0
-		if i > 0 {
-			last, err := lastEvent(ctx, table, opts.Service, days[i-1])
-			if err != nil {
-				return fail(err)
-			}
-			if last != nil {
-				v.floor = last.Seq
-			}
-		} else if anchor != nil {
-			v.floor = anchor.Seq
-		}
-		pk := schema.PartitionKey(opts.Service, days[i])
-		v.first = true
-		err := listAll(ctx, table, listOptions(pk, "", "", 0), func(raw []byte) (bool, error) {
-			return true, v.entity(days[i], pk, raw)
-		})
-		if err != nil {
-			if errors.Is(err, ErrKeyRequired) {
-				return fail(err)
-			}
-			return fail(fmt.Errorf("auditlog: reading %s: %s", pk, describe(err)))
-		}
+	lo, hi := opts.Service+"_0", opts.Service+"_:"
+	if !v.from.IsZero() {
+		lo = schema.PartitionKey(opts.Service, v.from)
 	}
-	v.start(anchor)
-	if !v.headSeen && opts.ExpectedHead.Seq > 0 && opts.Until.IsZero() {
-		low := int64(0)
-		if v.later != nil {
-			low = v.later.slot - 1 // a lone seal
-		}
-		v.add(Break{Kind: Truncated, Seq: low + 1, Count: opts.ExpectedHead.Seq - low, Detail: "the range holds no event"})
+	if !v.to.IsZero() {
+		hi = schema.PartitionKey(opts.Service, v.to)
 	}
+	f := "PartitionKey ge " + quote(lo) + " and PartitionKey lt " + quote(hi)
+	err := listAll(ctx, table, &aztables.ListEntitiesOptions{Filter: &f}, func(raw []byte) (bool, error) {
+		return true, v.entity(raw)
+	})
+	if err != nil {
+		if errors.Is(err, ErrKeyRequired) {
+			return fail(err)
+		}
+		return fail(fmt.Errorf("auditlog: reading %s's trail: %s", opts.Service, describe(err)))
+	}
+	if err := v.endDay(); err != nil {
+		return fail(err)
+	}
+	v.end()
 	v.finish()
 	return rep, nil
 }
 
-// lastEvent returns the newest event of day's partition as the slot
-// structure says: the slot below a seal, else the top entity (nil if the
-// partition is empty or its top is not a slot).
-func lastEvent(ctx context.Context, table ReadTable, service string, day time.Time) (*schema.AuditRecord, error) {
-	pk := schema.PartitionKey(service, day)
-	top, err := readTop(ctx, table, pk, 2)
-	if err != nil && !errors.Is(err, ErrCorruptTrail) {
-		return nil, fmt.Errorf("auditlog: reading %s: %s", pk, describe(err))
-	}
-	for _, r := range top {
-		slot, err := schema.ParseAuditRowKey(r.RowKey)
-		if err != nil {
-			return nil, nil
-		}
-		if r.IsSeal() {
-			continue
-		}
-		r.Seq = slot
-		return &r, nil
-	}
-	return nil, nil
-}
-
-// slotInfo is what the verifier remembers of the entity above the current
-// one (the next higher slot).
-type slotInfo struct {
-	slot   int64
-	day    time.Time
-	prev   Hash // its PrevHash
-	hasPrv bool
-	auth   bool // its content matches its hash under the expected algorithm, at its own slot
-	seal   bool // a seal at the top of the range (no event above)
-}
-
+// verifier is Verify's state: the day being read (entities arrive newest
+// slot first) and what it needs of the days before it.
 type verifier struct {
+	ctx      context.Context
+	table    ReadTable
 	opts     VerifyOptions
 	rep      *Report
 	hasher   *hasher
-	later    *slotInfo
-	first    bool  // the next entity is the first of its partition
-	floor    int64 // the last slot of the day before the current one
-	headSeen bool  // an event was seen (the first one is the head)
+	keyed    bool
+	from, to time.Time // the range's days [from, to); zero: open
+
+	catalog map[time.Time]bool // days with an authentic catalog entry
+	genesis time.Time          // the lowest authentic genesis claim's day
+	hasGen  bool
+
+	// The chain so far, over the days before the current one.
+	tail      *link     // the last authentic event (nil: none yet)
+	tailSlot  int64     // the highest slot of the chain so far (its last event, or a seal above it)
+	tailSeal  *elem     // the seal that closed the last day holding chain entities
+	tailDay   time.Time // that day
+	started   bool      // an entity linking to the start of the trail was seen
+	anchorged bool      // the link before the range was checked
+
+	// The current day.
+	pk       string
+	day      time.Time
+	daySeal  *elem
+	dayTop   *link     // the newest event of the day on the chain (authentic, or damaged in place)
+	topTime  time.Time // its Time
+	want     *link     // what the last chain entity above links to
+	wantBy   int64     // the slot of the entity that links so
+	lastSlot int64     // the slot of the entity read before (0: none yet)
+	lost     bool  // the link below a damaged entity is unknown
+	dayChain bool  // the day holds authentic chain entities
+	other    bool  // the partition is another service's: skipped
 }
 
 func (v *verifier) add(b Break) {
@@ -279,8 +272,8 @@ func (v *verifier) finish() {
 	slices.SortStableFunc(v.rep.Breaks, func(a, b Break) int { return cmp.Compare(a.Seq, b.Seq) })
 	out := v.rep.Breaks[:0]
 	for _, b := range v.rep.Breaks {
-		if n := len(out); n > 0 && b.Kind == Deleted && out[n-1].Kind == Deleted && out[n-1].Seq+out[n-1].Count == b.Seq {
-			out[n-1].Count += b.Count
+		if n := len(out); n > 0 && b.Kind == Deleted && out[n-1].Kind == Deleted && out[n-1].Seq+out[n-1].Count >= b.Seq {
+			out[n-1].Count = max(out[n-1].Count, b.Seq+b.Count-out[n-1].Seq)
 			out[n-1].Detail = fmt.Sprintf("seq %d..%d are missing", out[n-1].Seq, out[n-1].Seq+out[n-1].Count-1)
 			continue
 		}
@@ -289,168 +282,363 @@ func (v *verifier) finish() {
 	v.rep.Breaks = out
 }
 
-// entity checks one entity of day's partition pk; entities arrive newest
-// slot first.
-func (v *verifier) entity(day time.Time, pk string, raw []byte) error {
-	first := v.first
-	v.first = false
-	rec, derr := schema.DecodeAudit(raw)
-	rk := rec.RowKey
-	if rk == "" {
-		rk = rowKeyOf(raw)
-	}
-	above := int64(0)
-	if v.later != nil {
-		above = v.later.slot
-	}
-	slot, err := schema.ParseAuditRowKey(rk)
+// readCatalog reads the service's catalog entries in the range and its
+// genesis claims, reporting every one whose Mac does not check.
+func (v *verifier) readCatalog() error {
+	v.catalog = map[time.Time]bool{}
+	svc := v.opts.Service
+	err := listAll(v.ctx, v.table, catalogOptions(svc), func(raw []byte) (bool, error) {
+		rk := rowKeyOf(raw)
+		s, day, shard, err := schema.ParsePartitionKey(rk)
+		if err == nil && s != svc {
+			return true, nil // another service whose name continues with '_'
+		}
+		if (!v.from.IsZero() && day.Before(v.from)) || (!v.to.IsZero() && !day.Before(v.to)) {
+			return true, nil
+		}
+		c, cerr := schema.ParseAuditCatalog(raw)
+		if err != nil || shard != 0 || cerr != nil || c.Service != svc || c.Day != dayString(day) || !catalogAuthentic(v.hasher, svc, c) {
+			v.add(Break{Kind: Inserted, PartitionKey: schema.CatalogPartition, RowKey: rk, Detail: "a catalog entry whose Mac does not check"})
+			return true, nil
+		}
+		v.catalog[day] = true
+		return true, nil
+	})
 	if err != nil {
-		v.add(Break{Kind: Inserted, Seq: above, PartitionKey: pk, RowKey: rk, ID: rec.ID, Detail: "the RowKey is not a chain slot"})
-		return nil
+		return err
 	}
-	isSeal := derr == nil && rec.IsSeal()
-	if slot <= v.floor {
-		v.add(Break{Kind: Inserted, Seq: slot, PartitionKey: pk, RowKey: rk, ID: rec.ID,
-			Detail: fmt.Sprintf("slot %d belongs to an earlier day, which ends at slot %d", slot, v.floor)})
-		return nil
+	g, err := readGenesis(v.ctx, v.table, v.hasher, svc, 0)
+	if err != nil {
+		return err
 	}
-	if v.later != nil && (slot > v.later.slot || slot == v.later.slot && !isSeal) {
-		v.add(Break{Kind: Inserted, Seq: slot, PartitionKey: pk, RowKey: rk, ID: rec.ID,
-			Detail: fmt.Sprintf("slot %d appears again below slot %d (a fork or a copied entity)", slot, v.later.slot)})
-		return nil
+	for _, rk := range g.foreign {
+		v.add(Break{Kind: Inserted, PartitionKey: schema.CatalogPartition, RowKey: rk, Detail: "a genesis claim whose Mac does not check"})
 	}
-	if isSeal {
-		next, perr := parseDay(rec.Seal)
-		switch {
-		case !first:
-			v.add(Break{Kind: Inserted, Seq: slot, PartitionKey: pk, RowKey: rk, Detail: "a seal below the top of its day"})
-		case perr != nil || !next.After(day):
-			v.add(Break{Kind: Modified, Seq: slot, PartitionKey: pk, RowKey: rk, Detail: fmt.Sprintf("a seal naming day %q", rec.Seal)})
-		case v.later == nil:
-			v.later = &slotInfo{slot: slot, day: day, seal: true}
-		case v.later.slot != slot:
-			// The next day's first event must take the seal's slot.
-			v.add(Break{Kind: Deleted, Seq: slot, Count: v.later.slot - slot, Detail: fmt.Sprintf("the day sealed at slot %d; the next day starts at %d", slot, v.later.slot)})
-			v.later = &slotInfo{slot: slot, day: day, seal: true}
-		case !next.Equal(v.later.day):
-			v.add(Break{Kind: Modified, Seq: slot, PartitionKey: pk, RowKey: rk, Detail: fmt.Sprintf("the seal names day %s but the chain continues on %s", rec.Seal, dayString(v.later.day))})
-		}
-		return nil
-	}
+	v.genesis, v.hasGen = g.first()
+	return nil
+}
 
-	// An event.
-	v.rep.Checked++
-	if !v.headSeen {
-		v.headSeen = true
-		v.rep.Head = Head{Seq: slot, Day: day, Time: rec.Time}
-		v.rep.Head.Hash, _ = ParseHash(rec.Hash)
-		if eh := v.opts.ExpectedHead; eh.Seq > slot && v.opts.Until.IsZero() {
-			v.add(Break{Kind: Truncated, Seq: slot + 1, Count: eh.Seq - slot,
-				Detail: fmt.Sprintf("the trail ends at seq %d; the expected head is seq %d", slot, eh.Seq)})
-			if v.later != nil && v.later.seal {
-				v.later = nil // the seal's slot is part of the truncation
-			}
+// entity checks one entity of the range.
+func (v *verifier) entity(raw []byte) error {
+	pk := stringProp(raw, schema.ColPartitionKey)
+	if pk != v.pk {
+		if err := v.endDay(); err != nil {
+			return err
+		}
+		v.pk = pk
+		svc, day, shard, err := schema.ParsePartitionKey(pk)
+		v.other = err == nil && svc != v.opts.Service // a service whose name continues with '_'
+		v.day = time.Time{}
+		if err == nil && shard == 0 {
+			v.day = day
 		}
 	}
-	if v.later != nil && slot < v.later.slot-1 {
-		v.add(Break{Kind: Deleted, Seq: slot + 1, Count: v.later.slot - 1 - slot,
-			Detail: fmt.Sprintf("seq %d is followed by seq %d", slot, v.later.slot)})
+	if v.other {
+		return nil
 	}
-	info := &slotInfo{slot: slot, day: day}
-	defer func() { v.later = info }()
-	b := Break{Seq: slot, PartitionKey: pk, RowKey: rk, ID: rec.ID}
-	if derr != nil {
-		b.Kind, b.Detail = Modified, derr.Error()
+	if v.day.IsZero() {
+		v.add(Break{Kind: Inserted, PartitionKey: pk, RowKey: rowKeyOf(raw), Detail: "a partition that is not one of the trail's days (audit trails have no shards)"})
+		return nil
+	}
+	e := inspect(v.hasher, v.keyed, v.opts.Service, pk, v.day, raw)
+	if e.derr == nil && e.rec.Alg == schema.AuditAlgHMAC && !v.keyed && !e.seal {
+		return fmt.Errorf("%w (event %s/%s)", ErrKeyRequired, pk, e.rk)
+	}
+	b := Break{Seq: e.slot, PartitionKey: pk, RowKey: e.rk, ID: e.rec.ID}
+	if !e.slotOK {
+		b.Seq, b.Kind, b.Detail = v.lastSlot, Inserted, "the RowKey is not a chain slot"
 		v.add(b)
 		return nil
 	}
-	stored, herr := ParseHash(rec.Hash)
-	prev, perr := ParseHash(rec.PrevHash)
-	if herr != nil || perr != nil {
-		b.Kind, b.Detail = Modified, "Hash or PrevHash is not a 64-digit hex hash"
-		v.add(b)
-		return nil
-	}
-	info.prev, info.hasPrv = prev, true
-	keyed := v.opts.Key != nil
-	var ok, plainOK bool
-	switch rec.Alg {
-	case schema.AuditAlgHMAC:
-		if !keyed {
-			return fmt.Errorf("%w (event %s/%s)", ErrKeyRequired, pk, rk)
-		}
-		ok = v.hasher.sum(v.opts.Service, &rec, prev, true) == stored
-	case schema.AuditAlgSHA256:
-		plainOK = v.hasher.sum(v.opts.Service, &rec, prev, false) == stored
-		ok = plainOK && !keyed
-	default:
-		b.Kind, b.Detail = Modified, fmt.Sprintf("unknown hash algorithm %q", rec.Alg)
-		v.add(b)
-		return nil
-	}
-	eh := v.opts.ExpectedHead
+	v.lastSlot = e.slot
 	switch {
-	case ok && rec.Seq != slot:
-		b.Kind, b.Detail = Reordered, fmt.Sprintf("slot %d holds the event of seq %d", slot, rec.Seq)
-		v.add(b)
-	case ok:
-		info.auth = true
-		l := v.later
-		switch {
-		case l != nil && !l.seal && l.slot == slot+1 && l.auth && l.hasPrv && l.prev != stored:
-			b.Kind, b.Detail = Modified, "the next event links to a different hash (this event was replaced)"
-			v.add(b)
-		case eh.Seq == slot && eh.Hash != stored:
-			b.Kind, b.Detail = Modified, "the hash differs from the expected head's"
-			v.add(b)
-		case len(rec.Unknown) > 0:
-			b.Kind, b.Detail = Modified, fmt.Sprintf("unexpected column(s) %v", rec.Unknown)
-			v.add(b)
-		}
+	case e.auth && e.seal:
+		v.seal(&e, b)
+	case e.auth:
+		v.event(&e, b)
 	default:
-		l := v.later
-		vouched := (l != nil && !l.seal && l.slot == slot+1 && l.auth && l.hasPrv && l.prev == stored) ||
-			(eh.Seq == slot && eh.Hash == stored)
-		switch {
-		case keyed && plainOK:
-			b.Kind, b.Detail = Forged, "hashed with plain SHA-256 instead of the key's HMAC"
-		case !keyed:
-			b.Kind, b.Detail = Modified, "the content does not match its hash"
-		case vouched:
-			b.Kind, b.Detail = Modified, "the content does not match its hash (the hash itself is vouched for by the next event)"
-		default:
-			b.Kind, b.Detail = Forged, "the hash is not the key's HMAC of the content, and no authentic later event vouches for it"
-		}
-		v.add(b)
+		v.foreign(&e, b)
 	}
 	return nil
 }
 
-// start checks the low end of the range against anchor, the last event
-// before it (nil: the range starts the trail, at seq 1 from the zero hash).
-func (v *verifier) start(anchor *schema.AuditRecord) {
-	low := v.later
-	if low == nil || low.seal {
+// seal checks an authentic seal: it must be the newest chain entity of its
+// day; the day's last event must be the one it links to.
+func (v *verifier) seal(e *elem, b Break) {
+	if v.daySeal != nil || v.dayTop != nil || v.lost {
+		b.Kind, b.Detail = Inserted, "an authentic seal below other chain entities of its day"
+		v.add(b)
 		return
 	}
-	anchorSlot, anchorHash := int64(0), Hash{}
-	if anchor != nil {
-		anchorSlot = anchor.Seq
-		anchorHash, _ = ParseHash(anchor.Hash)
+	if v.want != nil && (e.slot > v.want.seq) {
+		b.Kind, b.Detail = Inserted, "an authentic seal the chain links past"
+		v.add(b)
+		return
+	}
+	v.daySeal, v.dayChain = e, true
+	v.follow(e)
+}
+
+// follow makes e's link the one the next chain entity below must satisfy.
+func (v *verifier) follow(e *elem) {
+	w := e.prev
+	v.want, v.wantBy, v.lost = &w, e.slot, false
+}
+
+// onChain records e as an event on the chain (authentic, or damaged in its
+// place): the day's newest, if it is the first.
+func (v *verifier) onChain(e *elem) {
+	v.dayChain = true
+	v.rep.Checked++
+	if v.dayTop == nil {
+		v.dayTop, v.topTime = &link{seq: e.slot, hash: e.hash}, e.rec.Time
+	}
+}
+
+// event checks an authentic event against the chain above it.
+func (v *verifier) event(e *elem, b Break) {
+	eh := v.opts.ExpectedHead
+	if v.want != nil && !v.lost {
+		switch {
+		case e.slot > v.want.seq:
+			b.Kind, b.Detail = Inserted, fmt.Sprintf("an authentic event the chain links past (the next entity links to seq %d)", v.want.seq)
+			v.add(b)
+			return
+		case e.slot == v.want.seq && e.hash != v.want.hash:
+			b.Kind, b.Detail = Modified, "the next entity links to a different hash (this event was replaced)"
+			v.add(b)
+		case e.slot < v.want.seq:
+			v.add(Break{Kind: Deleted, Seq: e.slot + 1, Count: v.want.seq - e.slot,
+				Detail: fmt.Sprintf("seq %d links to seq %d, which is missing", v.wantBy, v.want.seq)})
+		}
+	}
+	v.follow(e)
+	v.onChain(e)
+	if eh.Seq == e.slot && eh.Hash != e.hash {
+		b.Kind, b.Detail = Modified, "the hash differs from the expected head's"
+		v.add(b)
+	}
+	if d := schema.Day(e.rec.Time); v.day.Before(d) || v.day.After(d.AddDate(0, 0, 1)) {
+		b.Kind, b.Detail = Misdated, fmt.Sprintf("Time %s, in the partition of %s", e.rec.Time.Format(time.RFC3339), dayString(v.day))
+		v.add(b)
+	}
+}
+
+// foreign reports an entity that is not authentic: damaged in its place
+// (vouched for), or not the chain's at all.
+func (v *verifier) foreign(e *elem, b Break) {
+	eh := v.opts.ExpectedHead
+	inPlace := v.want != nil && !v.lost && e.slot == v.want.seq
+	switch {
+	case e.contentOK && e.derr == nil && e.rec.Seq != e.slot:
+		b.Kind, b.Detail = Reordered, fmt.Sprintf("slot %d holds the event of seq %d", e.slot, e.rec.Seq)
+		if inPlace {
+			v.lost = true
+		}
+		v.add(b)
+		return
+	case inPlace && e.hashOK && e.hash == v.want.hash:
+		b.Kind, b.Detail = Modified, "the content does not match its hash (the hash itself is vouched for by the next entity)"
+	case inPlace:
+		b.Kind, b.Detail = Modified, "the next entity links to a different hash (this entity was replaced)"
+	case v.tail != nil && e.slot <= v.tailSlot:
+		b.Kind, b.Detail = Inserted, fmt.Sprintf("slot %d belongs to an earlier day, which ends at slot %d", e.slot, v.tailSlot)
+		v.add(b)
+		return
+	case eh.Seq == e.slot && e.hashOK && e.hash == eh.Hash:
+		b.Kind, b.Detail = Modified, "the content does not match its hash (the hash is the expected head's)"
+	case !v.keyed && e.derr == nil && e.hashOK && !e.seal:
+		b.Kind, b.Detail = Modified, "the content does not match its hash"
+	case v.keyed && e.plainOK:
+		b.Kind, b.Detail = Forged, "hashed with plain SHA-256 instead of the key's HMAC"
+	case v.keyed && e.derr == nil && e.hashOK && !e.seal && e.rec.HasPrevSeq:
+		b.Kind, b.Detail = Forged, "the hash is not the key's HMAC of the content, and no authentic later entity vouches for it"
+	default:
+		b.Kind, b.Detail = Inserted, foreignDetail(e)
+		v.add(b)
+		return
+	}
+	v.add(b)
+	if inPlace || b.Kind == Modified {
+		// Damaged in its place: go on from its own link if it can be read.
+		v.onChain(e)
+		if e.prevOK {
+			v.follow(e)
+		} else {
+			v.lost = true
+		}
+	}
+}
+
+func foreignDetail(e *elem) string {
+	switch {
+	case e.derr != nil:
+		return "an entity that is not an audit event: " + e.derr.Error()
+	case e.seal:
+		return fmt.Sprintf("a seal (naming %q) that does not verify", e.rec.Seal)
+	case !e.rec.HasPrevSeq:
+		return "an entity without PrevSeq (not of this chain format)"
+	default:
+		return "an entity whose hash does not verify, in a slot the chain does not use"
+	}
+}
+
+// endDay checks the day just read against the days before it: its lowest
+// chain entity must link to the chain's last event, through the seal that
+// closed the day before.
+func (v *verifier) endDay() error {
+	defer func() {
+		v.daySeal, v.dayTop, v.want, v.lost, v.dayChain, v.lastSlot = nil, nil, nil, false, false, 0
+	}()
+	if !v.dayChain || v.day.IsZero() {
+		return nil
+	}
+	if !v.catalog[v.day] {
+		v.add(Break{Kind: Unlisted, PartitionKey: v.pk, Detail: fmt.Sprintf("day %s holds chain entities but has no authentic catalog entry", dayString(v.day))})
+	}
+	if v.want != nil && !v.lost {
+		if err := v.linkBack(*v.want); err != nil {
+			return err
+		}
+	}
+	if v.dayTop != nil {
+		v.tail = v.dayTop
+		v.rep.Head = Head{Seq: v.dayTop.seq, Hash: v.dayTop.hash, Day: v.day, Time: v.topTime}
+		v.tailSlot = v.dayTop.seq
+	}
+	if v.daySeal != nil {
+		v.tailSlot = v.daySeal.slot
+		if v.tail == nil && v.started {
+			v.tail = &link{}
+		}
+	}
+	v.tailSeal, v.tailDay = v.daySeal, v.day
+	return nil
+}
+
+// linkBack checks w, the link of the day's lowest chain entity, against
+// the chain's last event before the day.
+func (v *verifier) linkBack(w link) error {
+	if w.seq == 0 {
+		switch {
+		case !w.hash.IsZero():
+			v.add(Break{Kind: Modified, Seq: 1, Detail: "the first event does not link to the zero hash"})
+		case v.tail != nil || v.started:
+			v.add(Break{Kind: Inserted, PartitionKey: v.pk, Detail: "a second start of the trail (an entity linking to seq 0 after earlier days)"})
+		default:
+			v.started = true
+			v.tail = &link{}
+			if v.from.IsZero() && (!v.hasGen || !v.genesis.Equal(v.day)) {
+				d := "the trail has no authentic genesis claim"
+				if v.hasGen {
+					d = fmt.Sprintf("the genesis claim names day %s; the trail starts on %s", dayString(v.genesis), dayString(v.day))
+				}
+				v.add(Break{Kind: Unlisted, PartitionKey: v.pk, Detail: d})
+			}
+		}
+		return nil
+	}
+	tail := v.tail
+	if tail == nil {
+		if v.from.IsZero() || v.anchorged {
+			v.add(Break{Kind: Deleted, Seq: 1, Count: w.seq, Detail: "the trail does not start at seq 1"})
+			return nil
+		}
+		v.anchorged = true
+		return v.anchor(w)
 	}
 	switch {
-	case low.slot-1 > anchorSlot:
-		detail := "the trail does not start at seq 1"
-		if anchor != nil {
-			detail = fmt.Sprintf("the day before the range ends at seq %d", anchorSlot)
+	case w.seq > tail.seq:
+		v.add(Break{Kind: Deleted, Seq: tail.seq + 1, Count: w.seq - tail.seq,
+			Detail: fmt.Sprintf("day %s links to seq %d; the chain before it ends at seq %d", dayString(v.day), w.seq, tail.seq)})
+		return nil
+	case w.seq < tail.seq:
+		v.add(Break{Kind: Inserted, Seq: tail.seq, PartitionKey: schema.PartitionKey(v.opts.Service, v.tailDay),
+			Detail: fmt.Sprintf("day %s links to seq %d, but the chain before it goes on to seq %d (a fork)", dayString(v.day), w.seq, tail.seq)})
+		return nil
+	case w.hash != tail.hash:
+		v.add(Break{Kind: Modified, Seq: tail.seq, Detail: fmt.Sprintf("day %s links to a different hash of seq %d", dayString(v.day), tail.seq)})
+		return nil
+	}
+	switch s := v.tailSeal; {
+	case s == nil:
+		v.add(Break{Kind: Modified, Seq: tail.seq, PartitionKey: schema.PartitionKey(v.opts.Service, v.tailDay),
+			Detail: fmt.Sprintf("day %s ends without a seal, but the chain continues on day %s", dayString(v.tailDay), dayString(v.day))})
+	case !s.next.Equal(v.day):
+		v.add(Break{Kind: Modified, Seq: s.slot, PartitionKey: s.rec.PartitionKey, RowKey: s.rk,
+			Detail: fmt.Sprintf("the seal names day %s but the chain continues on %s", s.rec.Seal, dayString(v.day))})
+	}
+	return nil
+}
+
+// anchor checks the link of the range's first day to the event before the
+// range: found through the catalog's earlier days, else by a query over the
+// earlier partitions.
+func (v *verifier) anchor(w link) error {
+	svc := v.opts.Service
+	rk := schema.AuditRowKey(w.seq)
+	var found *elem
+	try := func(raw []byte) {
+		pk := stringProp(raw, schema.ColPartitionKey)
+		s, day, shard, err := schema.ParsePartitionKey(pk)
+		if err != nil || s != svc || shard != 0 || found != nil {
+			return
 		}
-		v.add(Break{Kind: Deleted, Seq: anchorSlot + 1, Count: low.slot - 1 - anchorSlot, Detail: detail})
-	case low.auth && low.hasPrv && low.prev != anchorHash:
-		if anchor != nil {
-			v.add(Break{Kind: Modified, Seq: anchorSlot, PartitionKey: anchor.PartitionKey, RowKey: anchor.RowKey, ID: anchor.ID,
-				Detail: "the first event of the range links to a different hash than the previous day's last event"})
-		} else {
-			v.add(Break{Kind: Modified, Seq: 1, Detail: "the first event does not link to the zero hash"})
+		e := inspect(v.hasher, v.keyed, svc, pk, day, raw)
+		if e.auth && !e.seal {
+			found = &e
 		}
 	}
+	f := "PartitionKey ge " + quote(svc+"_0") + " and PartitionKey lt " + quote(schema.PartitionKey(svc, v.from)) + " and RowKey eq " + quote(rk)
+	err := listAll(v.ctx, v.table, &aztables.ListEntitiesOptions{Filter: &f}, func(raw []byte) (bool, error) {
+		try(raw)
+		return found == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("auditlog: reading the event before the range: %s", describe(err))
+	}
+	switch {
+	case found == nil:
+		v.add(Break{Kind: Deleted, Seq: w.seq, Detail: fmt.Sprintf("the range links to seq %d before it, which is missing", w.seq)})
+	case found.hash != w.hash:
+		v.add(Break{Kind: Modified, Seq: w.seq, PartitionKey: found.rec.PartitionKey, RowKey: found.rk, ID: found.rec.ID,
+			Detail: "the first event of the range links to a different hash than the event before it"})
+	}
+	v.tail = &w
+	return nil
+}
+
+// end checks the newest end of the trail against the expected head.
+func (v *verifier) end() {
+	eh := v.opts.ExpectedHead
+	if eh.Seq <= 0 || !v.opts.Until.IsZero() {
+		return
+	}
+	low := int64(0)
+	if v.tail != nil {
+		low = v.tail.seq
+	}
+	if eh.Seq > low {
+		d := fmt.Sprintf("the trail ends at seq %d; the expected head is seq %d", low, eh.Seq)
+		if v.tail == nil {
+			d = "the range holds no event"
+		}
+		v.add(Break{Kind: Truncated, Seq: low + 1, Count: eh.Seq - low, Detail: d})
+	}
+}
+
+// stringProp returns the string property name of an entity's JSON (empty
+// if it has none), without decoding the rest.
+func stringProp(raw []byte, name string) string {
+	k := []byte(`"` + name + `":"`)
+	i := bytes.Index(raw, k)
+	if i < 0 {
+		return ""
+	}
+	rest := raw[i+len(k):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return ""
+	}
+	return string(rest[:j])
 }

@@ -96,16 +96,14 @@ type Writer struct {
 
 	// Chain state, owned by the committing goroutine.
 	hasher *hasher
-	head   headState
+	keyed  bool
+	pos    chainPos
 	buf    []byte
-}
 
-// headState is the writer's view of the chain's head.
-type headState struct {
-	known bool
-	day   time.Time // the open day partition
-	seq   int64     // the head event's seq (0: empty trail)
-	hash  Hash
+	// The service's clock, from the Date of its last response.
+	srvMu   sync.Mutex
+	srvTime time.Time
+	srvAt   time.Time
 }
 
 type pendingState int
@@ -156,7 +154,7 @@ func New(table Table, opts Options) (*Writer, error) {
 		opts.CommitTimeout = 2 * time.Minute
 	}
 	opts.Key = slices.Clone(opts.Key)
-	w := &Writer{table: table, opts: opts, gen: schema.NewGenerator(nil), hasher: newHasher(opts.Key)}
+	w := &Writer{table: table, opts: opts, gen: schema.NewGenerator(nil), hasher: newHasher(opts.Key), keyed: len(opts.Key) > 0}
 	w.alg = w.hasher.alg()
 	w.read = opts.ReadTable
 	if w.read == nil {
@@ -323,17 +321,17 @@ func (w *Writer) finish(batch []*pending, err error) {
 }
 
 // commit stores batch as the next events of the chain, retrying transient
-// errors until CommitTimeout, re-chaining when another writer took the
-// slots, and splitting the batch when the service rejects it as bad.
+// errors until CommitTimeout, re-chaining when another writer (or a foreign
+// entity) took a slot, and splitting the batch when the service rejects it
+// as bad.
 func (w *Writer) commit(batch []*pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
 	defer cancel()
-	target := schema.Day(w.opts.Now())
 	unknown := false // an attempt with the current slots may have been stored
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && ctx.Err() != nil {
-			w.head.known = false
+			w.pos.known = false
 			err := fmt.Errorf("auditlog: storing %d event(s) gave up after %s: %s", len(batch), w.opts.CommitTimeout, describe(lastErr))
 			if unknown {
 				err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
@@ -341,14 +339,10 @@ func (w *Writer) commit(batch []*pending) {
 			w.finish(batch, err)
 			return
 		}
-		if !w.head.known || w.head.day.Before(target) {
-			pos, err := w.resolve(ctx, target)
-			if err == nil {
-				err = w.openDay(ctx, pos)
-			}
-			if err != nil {
+		if !unknown {
+			if err := w.position(ctx, w.target(batch)); err != nil {
 				kind, after := classify(err)
-				if errors.Is(err, ErrCorruptTrail) {
+				if errors.Is(err, ErrCorruptTrail) || errors.Is(err, ErrClock) {
 					kind = kindPermanent
 				}
 				if kind == kindTransient || kind == kindConflict {
@@ -359,24 +353,10 @@ func (w *Writer) commit(batch []*pending) {
 				w.finish(batch, fmt.Errorf("auditlog: reading the chain head: %w%s", errDescribed(err), readHint(err)))
 				return
 			}
-			w.head = headState{known: true, day: pos.open, seq: pos.seq, hash: pos.hash}
-			unknown = false
-		}
-
-		// Chain the batch after the head; the result is the same on every
-		// retry while the head is unchanged.
-		pk := schema.PartitionKey(w.opts.Service, w.head.day)
-		prev := w.head.hash
-		for i, pd := range batch {
-			r := &pd.p.rec
-			r.PartitionKey = pk
-			r.Seq = w.head.seq + 1 + int64(i)
-			r.RowKey = schema.AuditRowKey(r.Seq)
-			r.PrevHash = prev.String()
-			h := w.hasher.sum(w.opts.Service, r, prev, true)
-			r.Hash = h.String()
-			pd.p.ev.Seq, pd.p.ev.PrevHash, pd.p.ev.Hash = r.Seq, prev, h
-			prev = h
+			if batch = w.dropMisdated(batch); len(batch) == 0 {
+				return
+			}
+			w.chain(batch)
 		}
 		err := w.insert(ctx, batch)
 		kind, after := classify(err)
@@ -384,7 +364,7 @@ func (w *Writer) commit(batch []*pending) {
 			// Maybe our own earlier attempt: the first slot tells.
 			ours, rerr := w.owns(ctx, &batch[0].p.rec)
 			if errors.Is(rerr, ErrCorruptTrail) {
-				w.head.known = false
+				w.pos.known = false
 				w.finish(batch, fmt.Errorf("%w: %w", ErrOutcomeUnknown, rerr))
 				return
 			}
@@ -401,16 +381,17 @@ func (w *Writer) commit(batch []*pending) {
 		case kindOK:
 			w.stats.events.Add(int64(len(batch)))
 			w.stats.batches.Add(1)
-			last := batch[len(batch)-1].p.ev
-			w.head.seq, w.head.hash = last.Seq, last.Hash
+			last := &batch[len(batch)-1].p.ev
+			w.pos.advance(link{seq: last.Seq, hash: last.Hash}, last.Seq)
 			w.finish(batch, nil)
 			return
 		case kindConflict:
-			// Another writer appended (or sealed the day): read the head
-			// again and re-chain. The slots we tried are taken, so no
-			// earlier attempt of ours can ever land in them.
+			// Another writer appended (or sealed the day), or a foreign
+			// entity sits in a slot: read the slots above the head again
+			// and re-chain. The slots we tried are taken, so no earlier
+			// attempt of ours can ever land in them.
 			w.stats.conflicts.Add(1)
-			w.head.known = false
+			w.pos.stale = true
 			unknown = false
 			lastErr = err
 			_ = sleep(ctx, conflictBackoff(attempt))
@@ -418,6 +399,7 @@ func (w *Writer) commit(batch []*pending) {
 			// meanwhile join them.
 			batch = w.topUp(batch)
 		case kindTransient:
+			// Retry the same slots and content (unknown stays set).
 			w.stats.retries.Add(1)
 			unknown = true
 			lastErr = err
@@ -435,13 +417,81 @@ func (w *Writer) commit(batch []*pending) {
 			return
 		default:
 			if unknown {
-				w.head.known = false
+				w.pos.known = false
 				w.finish(batch, fmt.Errorf("%w: auditlog: storing events: %s", ErrOutcomeUnknown, describe(err)))
 				return
 			}
 			w.finish(batch, fmt.Errorf("auditlog: storing events: %s", describe(err)))
 			return
 		}
+	}
+}
+
+// target returns the day the batch should be stored in: today by the
+// writer's clock, or the day of an event's Time if later (Time may run up
+// to MaxClockSkew ahead).
+func (w *Writer) target(batch []*pending) time.Time {
+	t := schema.Day(w.opts.Now())
+	for _, pd := range batch {
+		if d := schema.Day(pd.p.ev.Time); d.After(t) {
+			t = d
+		}
+	}
+	return t
+}
+
+// position brings the writer's view of the chain up to date and opens
+// target if the chain is on an earlier day.
+func (w *Writer) position(ctx context.Context, target time.Time) error {
+	if !w.pos.known {
+		if err := w.locate(ctx, target); err != nil {
+			return err
+		}
+	}
+	if w.pos.stale {
+		if err := w.refresh(ctx, &w.pos); err != nil {
+			return err
+		}
+	}
+	if w.pos.day.Before(target) {
+		return w.openDay(ctx, target)
+	}
+	return nil
+}
+
+// dropMisdated fails the events whose Time lies more than a day before
+// the chain's open day (Verify would flag them as misdated) and returns
+// the rest.
+func (w *Writer) dropMisdated(batch []*pending) []*pending {
+	out := batch[:0]
+	for _, pd := range batch {
+		if d := schema.Day(pd.p.ev.Time); d.AddDate(0, 0, 1).Before(w.pos.day) {
+			w.finish([]*pending{pd}, fmt.Errorf("%w: Time %s is more than a day before the trail's current day %s (is this writer's clock behind?)",
+				ErrInvalidEvent, pd.p.ev.Time.Format(time.RFC3339Nano), dayString(w.pos.day)))
+			continue
+		}
+		out = append(out, pd)
+	}
+	return out
+}
+
+// chain gives the batch's events the next free slots of the open day,
+// each linked to the one before (the first to the chain's last event).
+func (w *Writer) chain(batch []*pending) {
+	pk := schema.PartitionKey(w.opts.Service, w.pos.day)
+	slots := w.pos.freeSlots(len(batch))
+	prev := w.pos.cur
+	for i, pd := range batch {
+		r := &pd.p.rec
+		r.PartitionKey = pk
+		r.Seq = slots[i]
+		r.RowKey = schema.AuditRowKey(r.Seq)
+		r.PrevSeq = prev.seq
+		r.PrevHash = prev.hash.String()
+		h := w.hasher.sum(w.opts.Service, r, prev.hash, true)
+		r.Hash = h.String()
+		pd.p.ev.Seq, pd.p.ev.PrevSeq, pd.p.ev.PrevHash, pd.p.ev.Hash = r.Seq, prev.seq, prev.hash, h
+		prev = link{seq: r.Seq, hash: h}
 	}
 }
 
@@ -466,7 +516,7 @@ func readHint(err error) string {
 
 // errDescribed wraps err's description, keeping sentinel errors.
 func errDescribed(err error) error {
-	if errors.Is(err, ErrCorruptTrail) {
+	if errors.Is(err, ErrCorruptTrail) || errors.Is(err, ErrClock) {
 		return err
 	}
 	return errors.New(describe(err))

@@ -37,9 +37,11 @@ const (
 	AuditColRequestID = "RequestID" // correlation id
 	AuditColAttrs     = "Attrs"     // a JSON object of further attributes
 	AuditColAlg       = "Alg"       // the hash algorithm: AuditAlgSHA256 or AuditAlgHMAC
+	AuditColPrevSeq   = "PrevSeq"   // Edm.Int64: the Seq of the previous event in the chain (0 for the first)
 	AuditColPrevHash  = "PrevHash"  // hex SHA-256/HMAC of the previous event in the chain (64 zeros for the first)
-	AuditColHash      = "Hash"      // hex SHA-256/HMAC of this event
+	AuditColHash      = "Hash"      // hex SHA-256/HMAC of this event or seal
 	AuditColSeal      = "Seal"      // seals only: "yyyyMMdd", the day the chain continues in
+	AuditColMac       = "Mac"       // audit catalog entries and genesis claims: hex HMAC (or SHA-256) of the entry
 )
 
 // The catalog, in the logs table and in the audit table alike: partition
@@ -52,27 +54,48 @@ const (
 	CatalogColDay     = "Day"
 )
 
-// AuditGenesisRowKey is the RowKey, in the audit table's CatalogPartition,
-// of the claim that starts a service's trail: an entity like a catalog
-// entry whose Day names the trail's first day. Writers insert it
-// (insert-only, so exactly one wins) before the first event. '~' cannot
-// occur in a service name, so it never collides with a day's catalog entry
-// ("<service>_<yyyyMMdd>"), and readers of the catalog ignore it.
-func AuditGenesisRowKey(service string) string { return service + "~genesis" }
+// AuditGenesisPrefix starts the RowKeys, in the audit table's
+// CatalogPartition, of the claims that start a service's trail: entities
+// like a catalog entry whose Day names the trail's first day, numbered
+// AuditGenesisRowKey(service, 0), (service, 1), … Writers insert them
+// (insert-only); the lowest-numbered authentic claim (its Mac checks) wins,
+// so a foreign entity in a claim's RowKey costs that number, never the
+// trail. '~' cannot occur in a service name, so a claim never collides with
+// a day's catalog entry ("<service>_<yyyyMMdd>"), and readers of the
+// catalog ignore it.
+func AuditGenesisPrefix(service string) string { return service + "~genesis~" }
+
+// AuditGenesisRowKey returns the RowKey of a service's genesis claim
+// number n (0 <= n < 10^10).
+func AuditGenesisRowKey(service string, n int64) string {
+	return fmt.Sprintf("%s%010d", AuditGenesisPrefix(service), n)
+}
+
+// ParseAuditGenesisRowKey returns the number of a genesis claim's RowKey
+// of service, or false if rk is not one.
+func ParseAuditGenesisRowKey(service, rk string) (int64, bool) {
+	p := AuditGenesisPrefix(service)
+	if len(rk) != len(p)+10 || rk[:len(p)] != p {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(rk[len(p):], 10, 64)
+	return n, err == nil && n >= 0
+}
 
 // AppendCatalogEntity appends the catalog entity of service's day (logs
 // and audit tables alike).
 func AppendCatalogEntity(dst []byte, service string, day time.Time) []byte {
-	return appendAuditCatalog(dst, PartitionKey(service, day), service, day)
+	return appendAuditCatalog(dst, PartitionKey(service, day), service, day, "")
 }
 
-// AppendAuditGenesisEntity appends the genesis claim of service, naming
-// day as its trail's first day.
-func AppendAuditGenesisEntity(dst []byte, service string, day time.Time) []byte {
-	return appendAuditCatalog(dst, AuditGenesisRowKey(service), service, day)
+// AppendAuditCatalogEntity appends an audit table's catalog entity: the
+// entry of service's day (RowKey PartitionKey(service, day)) or a genesis
+// claim (RowKey AuditGenesisRowKey), with its Mac (hex).
+func AppendAuditCatalogEntity(dst []byte, rowKey, service string, day time.Time, mac string) []byte {
+	return appendAuditCatalog(dst, rowKey, service, day, mac)
 }
 
-func appendAuditCatalog(dst []byte, rk, service string, day time.Time) []byte {
+func appendAuditCatalog(dst []byte, rk, service string, day time.Time, mac string) []byte {
 	dst = append(dst, `{"PartitionKey":`...)
 	dst, _, _, _ = appendJSONString(dst, CatalogPartition, math.MaxInt)
 	dst = append(dst, `,"RowKey":`...)
@@ -81,21 +104,28 @@ func appendAuditCatalog(dst []byte, rk, service string, day time.Time) []byte {
 	dst, _, _, _ = appendJSONString(dst, service, math.MaxInt)
 	dst = append(dst, `,"`+CatalogColDay+`":"`...)
 	dst = day.UTC().AppendFormat(dst, DayLayout)
-	return append(dst, `"}`...)
+	dst = append(dst, '"')
+	if mac != "" {
+		dst = append(dst, `,"`+AuditColMac+`":`...)
+		dst, _, _, _ = appendJSONString(dst, mac, math.MaxInt)
+	}
+	return append(dst, '}')
 }
 
-// ParseAuditGenesis returns the day a genesis claim (as returned by the
-// service) names.
-func ParseAuditGenesis(raw []byte) (time.Time, error) {
-	var e struct{ Day string }
+// AuditCatalogEntry is an audit table catalog entity as read back: a day's
+// entry or a genesis claim.
+type AuditCatalogEntry struct {
+	RowKey, Service, Day, Mac string
+}
+
+// ParseAuditCatalog decodes a catalog entity (as returned by the service).
+// It does not check the Mac; Day is returned as stored.
+func ParseAuditCatalog(raw []byte) (AuditCatalogEntry, error) {
+	var e AuditCatalogEntry
 	if err := json.Unmarshal(raw, &e); err != nil {
-		return time.Time{}, fmt.Errorf("%w: genesis claim: %v", ErrNotAuditEntity, err)
+		return AuditCatalogEntry{}, fmt.Errorf("%w: catalog entry: %v", ErrNotAuditEntity, err)
 	}
-	day, err := time.Parse(DayLayout, e.Day)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%w: genesis claim names no day (%q)", ErrNotAuditEntity, e.Day)
-	}
-	return day, nil
+	return e, nil
 }
 
 // Hash algorithms of audit events.
@@ -147,19 +177,23 @@ func ParseAuditRowKey(rk string) (int64, error) {
 }
 
 // AuditRecord is the stored form of an audit event or seal: the columns as
-// plain values. For a seal only PartitionKey, RowKey, Seq (the slot), Time
-// and Seal are set.
+// plain values. For a seal only PartitionKey, RowKey, Seq (the slot), Time,
+// Seal, PrevSeq, PrevHash, Alg and Hash are set.
 type AuditRecord struct {
 	PartitionKey, RowKey string
 	Timestamp            time.Time // server time of the insert (decode only)
 
-	Seq                                int64
+	Seq, PrevSeq                       int64
 	ID                                 string
 	Time                               time.Time
 	Actor, Action, Target, Outcome     string
 	Reason, SourceIP, RequestID, Attrs string
 	Alg, PrevHash, Hash                string
 	Seal                               string
+
+	// HasPrevSeq reports that the entity has a PrevSeq column (decode
+	// only): entities of the first chain format (before PrevSeq) lack it.
+	HasPrevSeq bool
 
 	// Unknown lists properties the decoder did not expect (decode only);
 	// audit writers never write any.
@@ -179,6 +213,8 @@ func AppendAuditEntity(dst []byte, r *AuditRecord) []byte {
 	dst, _, _, _ = appendJSONString(dst, r.RowKey, math.MaxInt)
 	dst = append(dst, `,"Seq@odata.type":"Edm.Int64","Seq":"`...)
 	dst = strconv.AppendInt(dst, r.Seq, 10)
+	dst = append(dst, `","PrevSeq@odata.type":"Edm.Int64","PrevSeq":"`...)
+	dst = strconv.AppendInt(dst, r.PrevSeq, 10)
 	dst = append(dst, '"')
 	if !r.Time.IsZero() {
 		dst = appendDateTime(dst, AuditColTime, r.Time)
@@ -213,7 +249,7 @@ func AppendAuditEntity(dst []byte, r *AuditRecord) []byte {
 // the wire inside a batch, where the SDK re-encodes it with encoding/json
 // (which writes '<', '>', '&', U+2028 and U+2029 as 6-byte escapes).
 func AuditEntitySize(r *AuditRecord) int {
-	n := 256 // keys, Seq, Time and JSON punctuation
+	n := 320 // keys, Seq, PrevSeq, Time and JSON punctuation
 	for _, s := range [...]string{r.PartitionKey, r.RowKey, r.ID, r.Actor, r.Action, r.Target, r.Outcome,
 		r.Reason, r.SourceIP, r.RequestID, r.Attrs, r.Alg, r.PrevHash, r.Hash, r.Seal} {
 		n += 16 + auditJSONLen(s)
@@ -283,6 +319,13 @@ func DecodeAudit(raw []byte) (AuditRecord, error) {
 				bad = append(bad, k)
 			}
 			r.Seq = n
+		case AuditColPrevSeq:
+			n, err := auditParseInt64(v)
+			if err != nil {
+				bad = append(bad, k)
+			}
+			r.PrevSeq = n
+			r.HasPrevSeq = true
 		case AuditColTime:
 			t, err := auditParseDateTime(v)
 			if err != nil {

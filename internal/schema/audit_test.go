@@ -40,6 +40,8 @@ func TestAuditEntityRoundTrip(t *testing.T) {
 		PartitionKey: "billing_20261125",
 		RowKey:       AuditRowKey(42),
 		Seq:          42,
+		PrevSeq:      40,
+		HasPrevSeq:   true,
 		ID:           "01JD0000000000000000000000",
 		Time:         time.Date(2026, 11, 25, 10, 11, 12, 123456700, time.UTC),
 		Actor:        "alice \"the admin\"",
@@ -118,17 +120,27 @@ func TestAuditCatalogEntities(t *testing.T) {
 	if m["PartitionKey"] != CatalogPartition || m["RowKey"] != "billing_20261125" || m["Service"] != "billing" || m["Day"] != "20261125" {
 		t.Fatalf("catalog entity %v", m)
 	}
-	g := AppendAuditGenesisEntity(nil, "billing", day)
-	if err := json.Unmarshal(g, &m); err != nil || m["RowKey"] != "billing~genesis" {
+	rk := AuditGenesisRowKey("billing", 7)
+	g := AppendAuditCatalogEntity(nil, rk, "billing", day, "ab12")
+	if err := json.Unmarshal(g, &m); err != nil || m["RowKey"] != "billing~genesis~0000000007" || m["Mac"] != "ab12" {
 		t.Fatalf("genesis entity %v %v", m, err)
 	}
 	if _, _, _, err := ParsePartitionKey(m["RowKey"]); err == nil {
 		t.Fatal("the genesis RowKey parses as a partition key")
 	}
-	if d, err := ParseAuditGenesis(g); err != nil || !d.Equal(day) {
-		t.Fatalf("ParseAuditGenesis = %v, %v", d, err)
+	if n, ok := ParseAuditGenesisRowKey("billing", rk); !ok || n != 7 {
+		t.Fatalf("ParseAuditGenesisRowKey = %d, %v", n, ok)
 	}
-	if _, err := ParseAuditGenesis([]byte(`{"Day":"x"}`)); !errors.Is(err, ErrNotAuditEntity) {
+	for _, bad := range []string{"billing~genesis", "billing~genesis~12", "bill~genesis~0000000007", "billing~genesis~-000000007"} {
+		if _, ok := ParseAuditGenesisRowKey("billing", bad); ok {
+			t.Errorf("ParseAuditGenesisRowKey(%q) accepted", bad)
+		}
+	}
+	c, err := ParseAuditCatalog(g)
+	if err != nil || c.Day != "20261125" || c.Service != "billing" || c.Mac != "ab12" || c.RowKey != rk {
+		t.Fatalf("ParseAuditCatalog = %+v, %v", c, err)
+	}
+	if _, err := ParseAuditCatalog([]byte(`[]`)); !errors.Is(err, ErrNotAuditEntity) {
 		t.Fatal(err)
 	}
 }
