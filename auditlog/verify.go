@@ -250,9 +250,9 @@ type verifier struct {
 	want     *link     // what the last chain entity above links to
 	wantBy   int64     // the slot of the entity that links so
 	lastSlot int64     // the slot of the entity read before (0: none yet)
-	lost     bool  // the link below a damaged entity is unknown
-	dayChain bool  // the day holds authentic chain entities
-	other    bool  // the partition is another service's: skipped
+	lost     bool      // the link below a damaged entity is unknown
+	dayChain bool      // the day holds authentic chain entities
+	other    bool      // the partition is another service's: skipped
 }
 
 func (v *verifier) add(b Break) {
