@@ -129,6 +129,13 @@ func (w *Writer) locate(ctx context.Context, target time.Time) error {
 	if err != nil {
 		return err
 	}
+	// The catalog is a hint: today's and yesterday's partitions are looked
+	// at even if it does not list them.
+	for _, d := range []time.Time{target.AddDate(0, 0, -1), target} {
+		if i, found := slices.BinarySearchFunc(days, d, func(a, b time.Time) int { return a.Compare(b) }); !found {
+			days = slices.Insert(days, i, d)
+		}
+	}
 	pos := chainPos{}
 	found := false
 	for _, d := range slices.Backward(days) {

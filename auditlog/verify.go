@@ -430,6 +430,10 @@ func (v *verifier) foreign(e *elem, b Break) {
 	eh := v.opts.ExpectedHead
 	inPlace := v.want != nil && !v.lost && e.slot == v.want.seq
 	switch {
+	case v.tail != nil && e.slot < v.floor():
+		b.Kind, b.Detail = Inserted, fmt.Sprintf("slot %d belongs to an earlier day, which ends at slot %d", e.slot, v.tailSlot)
+		v.add(b)
+		return
 	case e.contentOK && e.derr == nil && e.rec.Seq != e.slot:
 		b.Kind, b.Detail = Reordered, fmt.Sprintf("slot %d holds the event of seq %d", e.slot, e.rec.Seq)
 		if inPlace {
@@ -441,10 +445,6 @@ func (v *verifier) foreign(e *elem, b Break) {
 		b.Kind, b.Detail = Modified, "the content does not match its hash (the hash itself is vouched for by the next entity)"
 	case inPlace:
 		b.Kind, b.Detail = Modified, "the next entity links to a different hash (this entity was replaced)"
-	case v.tail != nil && e.slot <= v.tailSlot:
-		b.Kind, b.Detail = Inserted, fmt.Sprintf("slot %d belongs to an earlier day, which ends at slot %d", e.slot, v.tailSlot)
-		v.add(b)
-		return
 	case eh.Seq == e.slot && e.hashOK && e.hash == eh.Hash:
 		b.Kind, b.Detail = Modified, "the content does not match its hash (the hash is the expected head's)"
 	case !v.keyed && e.derr == nil && e.hashOK && !e.seal:
@@ -468,6 +468,16 @@ func (v *verifier) foreign(e *elem, b Break) {
 			v.lost = true
 		}
 	}
+}
+
+// floor is the lowest slot the chain can use in the current day: the slot
+// of the seal that closed the day before (the day's first event takes it),
+// or the slot after the chain's last event.
+func (v *verifier) floor() int64 {
+	if v.tailSeal != nil {
+		return v.tailSeal.slot
+	}
+	return v.tailSlot + 1
 }
 
 func foreignDetail(e *elem) string {
