@@ -43,6 +43,7 @@ type Audit struct {
 type AuditEvent struct {
 	Service   string
 	Seq       int64     // position in the service's chain (1, 2, …)
+	PrevSeq   int64     // the Seq of the event before (Seq-1 unless the writer skipped a slot holding a foreign entity)
 	ID        ulid.ULID // the event's ID, assigned by the writer
 	Time      time.Time // when the event happened (UTC, 100 ns precision)
 	Actor     string
@@ -136,17 +137,23 @@ func (r *Reader) auditFilter(q Audit) (Filter, error) {
 }
 
 // auditPartitions yields the day partitions of the trail that can hold
-// events of [Since, Until), newest first: the catalog's days from Since's
-// day through the day after Until's (an event committed just after
-// midnight, or backdated, sits in a later day than its Time).
+// events of [Since, Until), newest first: the catalog's days from the day
+// before Since's (an event whose Time ran up to a minute ahead of its
+// writer's clock sits in the day before its Time) through the day after
+// Until's (an event committed just after midnight, or backdated, sits in a
+// later day than its Time). With a zero Until, days after tomorrow are left
+// out: no writer writes them, so a catalog row naming one was not written
+// by a writer (auditlog.Verify reports it).
 func (r *Reader) auditPartitions(ctx context.Context, q Audit) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		var from, to time.Time
 		if !q.Since.IsZero() {
-			from = schema.Day(q.Since)
+			from = schema.Day(q.Since).AddDate(0, 0, -1)
 		}
 		if !q.Until.IsZero() {
 			to = schema.Day(q.Until.Add(-time.Nanosecond)).AddDate(0, 0, 2)
+		} else {
+			to = schema.Day(r.clock()).AddDate(0, 0, 2)
 		}
 		days, err := r.catalogDays(ctx, q.Service, from, to)
 		if err != nil {
@@ -188,7 +195,7 @@ func auditEvent(rec *schema.AuditRecord) (AuditEvent, error) {
 		return AuditEvent{}, fmt.Errorf("ID %q: %v", rec.ID, err)
 	}
 	ev := AuditEvent{
-		Service: service, Seq: rec.Seq, ID: id, Time: rec.Time,
+		Service: service, Seq: rec.Seq, PrevSeq: rec.PrevSeq, ID: id, Time: rec.Time,
 		Actor: rec.Actor, Action: rec.Action, Target: rec.Target, Outcome: rec.Outcome,
 		Reason: rec.Reason, SourceIP: rec.SourceIP, RequestID: rec.RequestID,
 		AttrsJSON: rec.Attrs, Alg: rec.Alg, Hash: rec.Hash, PrevHash: rec.PrevHash,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tablelog/tablelog/auditlog"
 	"github.com/tablelog/tablelog/internal/azurite"
+	"github.com/tablelog/tablelog/internal/schema"
 )
 
 // auditTrail writes 30 events of service "billing" with auditlog: seqs
@@ -166,5 +168,40 @@ func TestAuditInvalid(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// An event whose Time ran ahead of its writer's clock across midnight sits
+// in the partition of the day before its Time (a trail written before the
+// writer opened the Time's day, or by an older writer): a query from that
+// Time's day still finds it. And a catalog row naming a far day (which no
+// writer writes) is not read with an open Until.
+func TestAuditReadsTheDayBeforeSince(t *testing.T) {
+	t.Parallel()
+	e := azurite.Get(t)
+	tbl := e.NewTable(t)
+	direct := e.DirectTable(t, azurite.TableName(tbl))
+	ctx := context.Background()
+	day := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	far := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	put := func(raw []byte) {
+		t.Helper()
+		if _, err := direct.AddEntity(ctx, raw, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(schema.AppendCatalogEntity(nil, "billing", day))
+	put(schema.AppendCatalogEntity(nil, "billing", far))
+	for i, d := range []time.Time{day, far} {
+		r := schema.AuditRecord{PartitionKey: schema.PartitionKey("billing", d), RowKey: schema.AuditRowKey(int64(i + 1)), Seq: int64(i + 1),
+			ID: "01JDAAAAAAAAAAAAAAAAAAAAAA", Time: time.Date(2026, 11, 25, 0, 0, 30, 0, time.UTC),
+			Actor: "alice", Action: "a", Alg: "SHA-256", PrevHash: strings.Repeat("0", 64), Hash: strings.Repeat("1", 64)}
+		put(schema.AppendAuditEntity(nil, &r))
+	}
+	r := New(tbl)
+	r.now = func() time.Time { return day.Add(36 * time.Hour) }
+	got := collectAudit(t, r, Audit{Service: "billing", Since: day.AddDate(0, 0, 1)})
+	if len(got) != 1 || got[0].PartitionKey != schema.PartitionKey("billing", day) {
+		t.Fatalf("Since the 25th: %d events %+v", len(got), got)
 	}
 }

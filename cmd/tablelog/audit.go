@@ -99,9 +99,11 @@ its content (an HMAC with the key of a keyed trail), its place in the
 chain, its link to the event before, and that no event is missing,
 inserted or moved. Prints how many events were checked, every break with
 its position and kind (modified, deleted, inserted, reordered, forged,
-truncated) and the head (sequence number and hash). Record the head
+truncated, misdated, unlisted) and the head (sequence number and hash).
+Every partition of the service is read, catalogued or not. Record the head
 somewhere the table's writers cannot change and pass it back with
---expect-head to detect a truncated or re-hashed trail.
+--expect-head: without a recorded head, the newest events can be cut off
+undetected, even with the key.
 
 Exit status: 0 when every trail verifies, 1 on any break or error.
 
@@ -122,6 +124,7 @@ type verifyJSON struct {
 	Breaks  []breakJSON `json:"breaks"`
 	Omitted int         `json:"omitted,omitempty"`
 	Error   string      `json:"error,omitempty"`
+	Note    string      `json:"note"`
 }
 
 // breakJSON is one break in json output.
@@ -273,6 +276,7 @@ func writeVerifyText(w io.Writer, rep auditlog.Report, err error, redact func(st
 	} else {
 		fmt.Fprintln(w, "head:     none (no events)")
 	}
+	fmt.Fprintf(w, "note:     %s\n", headNote)
 	fmt.Fprintf(w, "broken:   %d\n", len(rep.Breaks)+rep.Omitted)
 	for _, b := range rep.Breaks {
 		pos := fmt.Sprintf("seq %d", b.Seq)
@@ -305,9 +309,13 @@ func writeVerifyText(w io.Writer, rep auditlog.Report, err error, redact func(st
 	}
 }
 
+// headNote is printed with every verify result: what Verify cannot see.
+const headNote = "record the head outside the table's account and pass it back with --expect-head: " +
+	"without a recorded head, the newest events can be cut off undetected, even with the key"
+
 // writeVerifyJSON prints one trail's result as a JSON line.
 func writeVerifyJSON(w io.Writer, rep auditlog.Report, err error, redact func(string) string) error {
-	v := verifyJSON{Service: rep.Service, OK: err == nil && rep.OK(), Checked: rep.Checked, Breaks: []breakJSON{}, Omitted: rep.Omitted}
+	v := verifyJSON{Service: rep.Service, OK: err == nil && rep.OK(), Checked: rep.Checked, Breaks: []breakJSON{}, Omitted: rep.Omitted, Note: headNote}
 	for _, b := range rep.Breaks {
 		v.Breaks = append(v.Breaks, breakJSON{Kind: string(b.Kind), Seq: b.Seq, Count: b.Count,
 			PartitionKey: b.PartitionKey, RowKey: b.RowKey, ID: b.ID, Detail: b.Detail})
