@@ -2,10 +2,15 @@ package auditlog
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"runtime/metrics"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/tablelog/tablelog/internal/schema"
@@ -144,4 +149,83 @@ func runGoroutines(g, n int, fn func(i int)) {
 	for range g {
 		<-done
 	}
+}
+
+// BenchmarkVerify verifies a keyed trail of n events over 10 days: one op
+// is one whole Verify. It reports the requests per day verified and the
+// peak of the live heap (as of each GC, sampled every millisecond) above
+// the live heap before the run. Verify streams: what it holds is one page
+// of up to 1,000 entities in flight, not the trail.
+//
+//	go test -run '^$' -bench Verify -benchtime 3x ./auditlog
+func BenchmarkVerify(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			e := env(b)
+			name := tableName(b, e.NewTable(b))
+			var clock atomic.Int64
+			day0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+			w := newWriter(b, e.DirectTable(b, name), Options{Key: testKey, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+			const days = 10
+			for d := range days {
+				clock.Store(day0.AddDate(0, 0, d).UnixNano())
+				runGoroutines(64, n/days, func(i int) {
+					if _, err := w.Record(context.Background(), benchEvent(i)); err != nil {
+						b.Error(err)
+					}
+				})
+			}
+			rc := &requestCounter{}
+			svc, err := aztables.NewServiceClientFromConnectionString(e.DirectConnectionString, &aztables.ClientOptions{
+				ClientOptions: policy.ClientOptions{PerCallPolicies: []policy.Policy{rc}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tbl := svc.NewClient(name)
+			runtime.GC()
+			live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+			metrics.Read(live)
+			base := live[0].Value.Uint64()
+			var peak atomic.Uint64
+			stop := make(chan struct{})
+			sampled := make(chan struct{})
+			go func() {
+				defer close(sampled)
+				s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(time.Millisecond):
+					}
+					metrics.Read(s)
+					if v := s[0].Value.Uint64(); v > peak.Load() {
+						peak.Store(v)
+					}
+				}
+			}()
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				rep, err := Verify(context.Background(), tbl, VerifyOptions{Service: "billing", Key: testKey})
+				if err != nil || !rep.OK() || rep.Checked != n {
+					b.Fatalf("Verify: %v, checked %d, %v", err, rep.Checked, rep.Breaks)
+				}
+			}
+			elapsed := time.Since(start)
+			close(stop)
+			<-sampled
+			b.ReportMetric(float64(n*b.N)/elapsed.Seconds(), "events/s")
+			b.ReportMetric(float64(rc.n.Load())/float64(b.N*days), "requests/day")
+			b.ReportMetric(float64(peak.Load()-min(peak.Load(), base))/(1<<20), "peak-live-heap-MiB")
+		})
+	}
+}
+
+// requestCounter counts the requests a client sends.
+type requestCounter struct{ n atomic.Int64 }
+
+func (c *requestCounter) Do(req *policy.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return req.Next()
 }
