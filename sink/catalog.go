@@ -34,7 +34,7 @@ func catalogEntity(pk string) ([]byte, error) {
 func (s *Sink) writeCatalog(pk string) {
 	entity, err := catalogEntity(pk)
 	if err == nil {
-		if e := s.insertOne(entity); e != nil {
+		if e := s.insertOne(entity, false); e != nil {
 			if e.class == aborted {
 				return
 			}

@@ -167,7 +167,9 @@ type Options struct {
 	// may use it) where every record is appended, on the writing
 	// goroutine, before Write or Handle returns, and from which it is
 	// removed once stored (or given up on and reported: a record the
-	// service rejects for good is never replayed). New over a directory
+	// service rejects for good, repair entity included, is never
+	// replayed; a denied request, 401/403/404, keeps its records on disk
+	// and retries them). New over a directory
 	// left by an earlier run first sends the records that run had not
 	// stored. What each failure can lose:
 	//

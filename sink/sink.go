@@ -51,8 +51,15 @@
 //   - Close at its deadline leaves what it could not store in the spool for
 //     the next run, and its *DeliveryError says so.
 //
-// A record the service rejects for good is reported and removed from the
-// spool like a stored one: it is never replayed. Records the spool refused
+// A record leaves the spool only once stored, or once the service rejected
+// that very record and refused its repair entity too (reported, never
+// replayed). A request the service denies (401, 403, 404: an expired SAS,
+// a firewall, clock skew, RBAC not yet propagated, a table deleted under
+// NoCreateTable) says nothing about its records: with a spool they are
+// retried with backoff like a transient failure and stay on disk, and
+// Close at its deadline leaves them there for the next run (its
+// *DeliveryError counts them in Spooled). Without a spool, denied records
+// are given up on at once: counted in Stats.FailedRecords and reported. Records the spool refused
 // (a full or failing disk: Stats.SpoolFull, Stats.SpoolErrors) are kept in
 // memory only, under BufferBytes and Overflow.
 //
