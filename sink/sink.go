@@ -38,7 +38,9 @@
 //
 //   - A crash of the process loses nothing whose Write or Handle returned:
 //     the next New on the directory sends what was not stored. A record
-//     torn by the crash is detected and skipped (Stats.SpoolCorrupt).
+//     torn by the crash (or damaged on disk) is detected and skipped,
+//     counted (Stats.SpoolCorrupt, Stats.SpoolCorruptBytes) and reported;
+//     the records after it are still sent.
 //   - A crash of the operating system or a power loss loses at most the
 //     last 200ms of records with the default interval fsync, nothing with
 //     Options.SpoolSync = SpoolSyncEveryRecord (see SpoolSync for its cost).
@@ -122,9 +124,10 @@ type Sink struct {
 	spill        spillQueue // spooled records waiting on disk only (buffer full)
 	replayStop   bool       // Close stops the replay of an earlier run's spool
 
-	sp           *spool.Spool  // nil without Options.SpoolDir or if it cannot be opened
-	replayDone   chan struct{} // closed when the replay goroutine exits; nil if none
-	spoolCorrupt uint64        // invalid regions the spool skipped when opened
+	sp                *spool.Spool  // nil without Options.SpoolDir or if it cannot be opened
+	replayDone        chan struct{} // closed when the replay goroutine exits; nil if none
+	spoolCorrupt      uint64        // invalid regions the spool skipped when opened
+	spoolCorruptBytes uint64        // and their bytes
 
 	kick     chan struct{} // a full transaction is waiting
 	flushNow chan struct{} // send everything now
@@ -192,7 +195,12 @@ type Stats struct {
 	Replayed       uint64 // records of an earlier run read from the spool and sent again
 	SpoolFull      uint64 // records not spooled because the spool held MaxSpoolBytes (Overflow applied)
 	SpoolErrors    uint64 // spool failures: New could not open it, a record could not be appended (kept in memory only), an acknowledgement or a replay failed
-	SpoolCorrupt   uint64 // damaged regions (such as a record torn by a crash) New found in the spool and skipped
+	SpoolCorrupt   uint64 // damaged regions (such as a record torn by a crash) New found in the spool and skipped (reported to the ErrorHandler)
+
+	// SpoolCorruptBytes is the size of those regions. A damaged frame
+	// costs only itself: the scan resynchronises on the next frame whose
+	// CRC-32C checks, so the records after it in its segment are sent.
+	SpoolCorruptBytes uint64
 }
 
 // DeliveryError is the error of a Flush or Close that could not confirm
@@ -326,6 +334,7 @@ func (s *Sink) Stats() Stats {
 	st.SpoolFull = s.c.spoolFull.Load()
 	st.SpoolErrors = s.c.spoolErrors.Load()
 	st.SpoolCorrupt = s.spoolCorrupt
+	st.SpoolCorruptBytes = s.spoolCorruptBytes
 	if s.sp != nil {
 		st.SpoolBytes = s.sp.Stats().Bytes
 	}

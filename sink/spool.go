@@ -89,6 +89,11 @@ func (s *Sink) openSpool() error {
 	s.sp = sp
 	st := sp.Stats()
 	s.spoolCorrupt = uint64(st.Corrupt)
+	s.spoolCorruptBytes = uint64(st.CorruptBytes)
+	if st.Corrupt > 0 {
+		s.opts.ErrorHandler(fmt.Errorf("sink: the spool %s held %d damaged regions (%d bytes: a record torn by a crash, a damaged disk), skipped: the records in them are lost; the valid records around them are sent",
+			s.opts.SpoolDir, st.Corrupt, st.CorruptBytes))
+	}
 	if st.Pending > 0 {
 		s.replayDone = make(chan struct{}) // New starts s.replay
 	}

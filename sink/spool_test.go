@@ -259,11 +259,11 @@ func TestSpoolCloseDeadlineAndTornRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := s2.Stats()
-	if st.SpoolCorrupt != 1 || st.Replayed != n-1 || st.Written != n-1 || st.FailedRecords != 0 {
+	if st.SpoolCorrupt != 1 || st.SpoolCorruptBytes == 0 || st.Replayed != n-1 || st.Written != n-1 || st.FailedRecords != 0 {
 		t.Errorf("stats %+v, want 1 corrupt region and %d replayed and written", st, n-1)
 	}
-	if e := errs.all(); len(e) != 0 {
-		t.Errorf("errors reported: %v", e)
+	if e := errs.all(); len(e) != 1 || !strings.Contains(e[0].Error(), "1 damaged regions") {
+		t.Errorf("errors reported: %v, want the damaged region only", e)
 	}
 	logs, _ := readAll(t, tbl)
 	msgs := map[string]bool{}
@@ -583,5 +583,77 @@ func TestSpoolReplayConflictAfterTransientFailure(t *testing.T) {
 	}
 	if st := s.Stats(); st.Replayed != n || st.Written != n || st.Retries != 1 || f.count() != n {
 		t.Errorf("stats %+v, %d stored, want %d", st, f.count(), n)
+	}
+}
+
+// A damaged length field in the middle of a spool segment costs that one
+// record: the next Sink sends every record after it, counts the skipped
+// bytes in Stats.SpoolCorruptBytes and reports them (issue 14, item 3).
+func TestSpoolCorruptLengthLosesOneRecord(t *testing.T) {
+	t.Parallel()
+	p, tbl := faultyTable(t)
+	dir := t.TempDir()
+	const n = 300
+	o := fastRetry
+	o.SpoolDir = dir
+
+	p.Outage(time.Hour)
+	s1, _ := newSink(t, tbl, o)
+	writeN(t, s1, n, "resync")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := s1.Close(ctx)
+	cancel()
+	if de := (*DeliveryError)(nil); !errors.As(err, &de) || de.Spooled != n {
+		t.Fatalf("Close during the outage: %v", err)
+	}
+
+	// Walk the frames (see internal/spool's format) and damage the length
+	// field of the middle one so that it points into the next frame.
+	seg := lastSegment(t, dir)
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int
+	for off := 12; off+8 <= len(b); {
+		offs = append(offs, off)
+		off += 8 + int(uint32(b[off])|uint32(b[off+1])<<8|uint32(b[off+2])<<16|uint32(b[off+3])<<24)
+	}
+	if len(offs) != n {
+		t.Fatalf("%d frames in %s, want %d", len(offs), seg, n)
+	}
+	mid := n / 2
+	b[offs[mid]] += 7
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lost := offs[mid+1] - offs[mid]
+
+	p.Reset()
+	s2, errs := newSink(t, tbl, o)
+	if err := s2.Close(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	st := s2.Stats()
+	if st.SpoolCorrupt != 1 || st.SpoolCorruptBytes != uint64(lost) || st.Replayed != n-1 || st.Written != n-1 {
+		t.Errorf("stats %+v, want 1 region of %d bytes skipped and %d records replayed and written", st, lost, n-1)
+	}
+	reported := errs.all()
+	if len(reported) != 1 || !strings.Contains(reported[0].Error(), fmt.Sprintf("(%d bytes", lost)) {
+		t.Errorf("reported %v, want the %d skipped bytes", reported, lost)
+	}
+	logs, _ := readAll(t, tbl)
+	msgs := map[string]bool{}
+	for _, e := range logs {
+		msgs[e.Msg] = true
+	}
+	missing := 0
+	for i := range n {
+		if !msgs[fmt.Sprintf("resync %d", i)] {
+			missing++
+		}
+	}
+	if len(logs) != n-1 || missing != 1 {
+		t.Errorf("%d entities stored, %d records missing; want %d and 1", len(logs), missing, n-1)
 	}
 }
