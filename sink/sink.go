@@ -49,7 +49,9 @@
 //     record means the crashed run stored it.
 //   - When the memory budget is full, records wait on disk (Stats.Spilled)
 //     rather than block or be dropped, up to Options.MaxSpoolBytes;
-//     Overflow applies beyond it (Stats.SpoolFull).
+//     Overflow applies beyond it (Stats.SpoolFull). Each record waiting on
+//     disk keeps 40 bytes in memory, counted in BufferBytes (see
+//     Options.SpoolDir), so the memory bound holds in the longest outage.
 //   - Close at its deadline leaves what it could not store in the spool for
 //     the next run, and its *DeliveryError says so.
 //
@@ -186,7 +188,7 @@ type Stats struct {
 	CatalogWrites uint64 // catalog entities stored (or found already stored)
 
 	BufferedRecords int // records enqueued and not yet stored or given up on (those waiting in the spool included)
-	BufferedBytes   int // entity bytes (+512 each) of those held in memory, bounded by Options.BufferBytes
+	BufferedBytes   int // entity bytes (+512 each) of those held in memory, +40 for each waiting in the spool: bounded by Options.BufferBytes
 
 	// The spool (Options.SpoolDir); all zero without one.
 	SpooledRecords uint64 // records appended to the spool (safe from a process crash once written)
@@ -463,6 +465,7 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.pendingBytes = 0
 	for _, x := range s.spill.all() {
 		left = append(left, record{tk: x.tk, seq: x.seq})
+		s.bufBytes += recordOverhead - spilledCost // finish releases recordOverhead
 	}
 	s.spill.reset()
 	s.mu.Unlock()

@@ -425,7 +425,7 @@ func TestSpoolSpillDuringOutage(t *testing.T) {
 	)
 	o := fastRetry
 	o.SpoolDir = t.TempDir()
-	o.BufferBytes = 16 << 10
+	o.BufferBytes = 512 << 10 // half for records in memory, half for the entries of 3,000 on disk
 	s, _ := newSink(t, tbl, o)
 	p.Outage(outage)
 	start := time.Now()
@@ -479,7 +479,7 @@ func TestSpoolFullAppliesOverflow(t *testing.T) {
 	}
 	o := fastRetry
 	o.SpoolDir = t.TempDir()
-	o.BufferBytes = 8 << 10
+	o.BufferBytes = 32 << 10 // room for the entries of more records than the spool holds
 	o.MaxSpoolBytes = 64 << 10
 	o.Overflow = DropNewest
 	s, e := newSink(t, f, o)
@@ -655,5 +655,96 @@ func TestSpoolCorruptLengthLosesOneRecord(t *testing.T) {
 	}
 	if len(logs) != n-1 || missing != 1 {
 		t.Errorf("%d entities stored, %d records missing; want %d and 1", len(logs), missing, n-1)
+	}
+}
+
+// Records waiting on disk keep an entry each in memory, counted against
+// BufferBytes: in an outage with small records, BufferedBytes stays within
+// BufferBytes, and once the entries fill it Overflow applies (DropNewest:
+// counted, and the dropped records leave the spool too). Issue 14, item 4.
+func TestSpillEntriesCountAgainstBuffer(t *testing.T) {
+	t.Parallel()
+	f := newFakeTable()
+	var down sync.Mutex
+	outage := true
+	f.fail = func(c fakeCall) error {
+		down.Lock()
+		defer down.Unlock()
+		if outage && c.Op != "CreateTable" {
+			return io.ErrUnexpectedEOF
+		}
+		return nil
+	}
+	o := fastRetry
+	o.SpoolDir = t.TempDir()
+	o.BufferBytes = 64 << 10
+	o.Overflow = DropNewest
+	s, _ := newSink(t, f, o)
+	const n = 20000
+	l := zap.New(s.Core(zapcore.InfoLevel))
+	maxBuf := 0
+	for i := range n {
+		l.Info("t", zap.Int("i", i))
+		if i%100 == 0 {
+			maxBuf = max(maxBuf, s.Stats().BufferedBytes)
+		}
+	}
+	st := s.Stats()
+	maxBuf = max(maxBuf, st.BufferedBytes)
+	t.Logf("%d records in an outage, BufferBytes %d: %+v", n, o.BufferBytes, st)
+	if maxBuf > o.BufferBytes {
+		t.Errorf("BufferedBytes reached %d, BufferBytes %d", maxBuf, o.BufferBytes)
+	}
+	if st.Dropped == 0 || st.SpoolFull != 0 || st.Spilled == 0 || st.Spilled > uint64(o.BufferBytes/spilledCost) ||
+		st.Enqueued+st.Dropped != n || st.Enqueued != st.Written+st.FailedRecords+uint64(st.BufferedRecords) {
+		t.Errorf("stats %+v: want drops once the entries of the spilled records fill BufferBytes", st)
+	}
+	down.Lock()
+	outage = false
+	down.Unlock()
+	if err := s.Close(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	st2 := s.Stats()
+	if st2.Written != st.Enqueued || f.count() != int(st.Enqueued) || st2.SpoolBytes != 0 || st2.BufferedBytes != 0 {
+		t.Errorf("after the outage: stats %+v, %d stored, want %d", st2, f.count(), st.Enqueued)
+	}
+	// Nothing is left for a next run: the dropped records left the spool.
+	sp, err := spool.Open(spool.Options{Dir: o.SpoolDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	if p := sp.Stats().Pending; p != 0 {
+		t.Errorf("%d records left in the spool", p)
+	}
+}
+
+// The spill queue is a FIFO over blocks that it gives back as it drains.
+func TestSpillQueue(t *testing.T) {
+	var q spillQueue
+	next, popped := 0, 0
+	for round := range 3 {
+		for range 1000 * (round + 1) {
+			next++
+			q.push(spilled{seq: uint64(next)})
+		}
+		for q.len() > 10*round {
+			x := q.pop()
+			popped++
+			if x.seq != uint64(popped) {
+				t.Fatalf("popped %d, want %d", x.seq, popped)
+			}
+		}
+		all := q.all()
+		if len(all) != q.len() || (len(all) > 0 && (all[0].seq != uint64(popped+1) || q.peek().seq != all[0].seq)) {
+			t.Fatalf("round %d: all() %d entries, len %d", round, len(all), q.len())
+		}
+		if blocks := len(q.blocks); blocks > q.len()/spillBlockLen+2 {
+			t.Fatalf("round %d: %d blocks held for %d entries", round, blocks, q.len())
+		}
+	}
+	if spilledCost > 40 {
+		t.Errorf("spilledCost %d: update the documentation (Options.SpoolDir, Stats.BufferedBytes: 40 bytes)", spilledCost)
 	}
 }
