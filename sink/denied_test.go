@@ -129,3 +129,34 @@ func TestDeniedWithoutSpoolIsCountedLoss(t *testing.T) {
 		t.Errorf("the loss was not reported: %v", errs.all())
 	}
 }
+
+// Denied while the Sink runs, then fixed (an RBAC assignment propagates, a
+// firewall rule is added): with a spool the same Sink stores every record,
+// and the day's catalog entity too, without a restart.
+func TestSpoolDeniedThenFixedWhileRunning(t *testing.T) {
+	t.Parallel()
+	p, tbl := faultyTable(t)
+	o := fastRetry
+	o.SpoolDir = t.TempDir()
+	p.SetFaults(azurite.Faults{StatusRate: 1, Status: http.StatusForbidden})
+	s, _ := newSink(t, tbl, o)
+	const n = 50
+	writeN(t, s, n, "later")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	err := s.Flush(ctx)
+	cancel()
+	if de := (*DeliveryError)(nil); !errors.As(err, &de) || de.Pending != n || de.Failed != 0 {
+		t.Fatalf("Flush while denied: %v, want %d pending", err, n)
+	}
+	p.Reset()
+	if err := s.Flush(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Written != n || st.FailedRecords != 0 || st.CatalogWrites != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	logs, catalog := readAll(t, tbl)
+	if len(logs) != n || len(catalog) != 1 {
+		t.Errorf("%d records and %d catalog entities stored, want %d and 1", len(logs), len(catalog), n)
+	}
+}

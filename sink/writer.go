@@ -438,6 +438,10 @@ func (s *Sink) insertOne(entity []byte, retryDenied bool) *OpError {
 		kind := "transient"
 		if e.class == denied {
 			kind = "denied"
+			if e.StatusCode == http.StatusNotFound && !s.opts.NoCreateTable {
+				s.tableReady.Store(false) // the table is missing: create it again
+				s.ensureTable()
+			}
 		}
 		s.reportLimited(kind, e)
 		if !s.backoff(attempt, e.RetryAfter) {
