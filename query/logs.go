@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
@@ -25,6 +27,11 @@ type Logs struct {
 	// millisecond); the exact bounds are applied on the client. (Time is
 	// stored at 100 ns precision: a Since taken from a finer in-memory time
 	// can exclude the record logged at that very instant.)
+	//
+	// A record stored without a time (a slog.Record whose Time is zero,
+	// which the sink keys by its arrival, to the millisecond) is selected
+	// by its key's time, ulid.Time(Record.ID.Time()); its Record.Time stays
+	// zero, as slog's contract asks.
 	//
 	// A zero Until means "now" (and a little after, to tolerate writers
 	// whose clocks run ahead). A zero Since means "from the beginning": the
@@ -156,9 +163,14 @@ func recordAccepter(q Logs) acceptFunc[Record] {
 }
 
 // clientMatch applies the conditions of q that run on the client: the exact
-// time bounds and Contains.
+// time bounds and Contains. A record without a time (see Logs.Since) is
+// bounded by its key's.
 func clientMatch(q *Logs, rec *Record) bool {
-	if !q.Since.IsZero() && rec.Time.Before(q.Since) || !q.Until.IsZero() && !rec.Time.Before(q.Until) {
+	t := rec.Time
+	if t.IsZero() {
+		t = ulid.Time(rec.ID.Time())
+	}
+	if !q.Since.IsZero() && t.Before(q.Since) || !q.Until.IsZero() && !t.Before(q.Until) {
 		return false
 	}
 	return q.Contains == "" || recordContains(rec, q.Contains)

@@ -67,7 +67,7 @@ func New(table Table) *Reader {
 
 // Record is one log record as read back from the table.
 type Record struct {
-	Time     time.Time // the record's time, full precision, UTC
+	Time     time.Time // the record's time, full precision, UTC; zero if it was written without one (ID's time is then its arrival, which time bounds use)
 	Level    string    // the level's name as written: "info", "warn", zap's "dpanic", slog's "INFO+2", ...
 	Severity int       // the level on slog's scale: debug -4, info 0, warn 4, error 8, dpanic 12, panic 16, fatal 20
 	Message  string

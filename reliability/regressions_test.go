@@ -50,7 +50,7 @@ func TestBoundedMemorySmallRecords(t *testing.T) {
 		} else {
 			sl.Info("x")
 		}
-	})
+	}, 8<<20, "")
 	if retained > budget+memSlack {
 		t.Errorf("the retained heap grew by %s during the outage with small records; bound BufferBytes %s + %s", mib(retained), mib(budget), mib(memSlack))
 	}

@@ -8,10 +8,11 @@ import (
 
 // The buffer: records enqueued by logging goroutines, waiting for the
 // dispatcher (pending) or in a transaction being sent or retried. Its size
-// is the sum of their entity bytes, bounded by Options.BufferBytes. With a
-// spool, records that do not fit wait on disk (Sink.spill; see spool.go)
-// and count in bufRecs but not in bufBytes. All of it is guarded by
-// Sink.mu.
+// is the sum of their entity bytes (plus recordOverhead each), bounded by
+// Options.BufferBytes. With a spool, records that do not fit wait on disk
+// (Sink.spill; see spool.go) and count in bufRecs, and in bufBytes with
+// spilledCost each (their entry in the spill queue). All of it is guarded
+// by Sink.mu.
 
 // record is one encoded entity waiting to be stored.
 type record struct {
@@ -56,8 +57,9 @@ type waiter struct {
 // enqueue queues a copy of entity under partition pk (rk is its RowKey),
 // appending it to the spool first when there is one. It blocks, drops or
 // refuses according to Options.Overflow and Close; only a refusal is an
-// error. A spooled record never blocks nor is dropped: when the buffer is
-// full it waits on disk.
+// error. A spooled record that does not fit in memory waits on disk, and
+// blocks or is dropped only when BufferBytes has no room left even for its
+// entry in the spill queue (spilledCost).
 func (s *Sink) enqueue(pk, rk string, entity []byte) error {
 	n := len(entity)
 	cost := n + recordOverhead
@@ -68,11 +70,18 @@ func (s *Sink) enqueue(pk, rk string, entity []byte) error {
 	if s.sp != nil {
 		tk, spooled = s.spoolAppend(pk, rk, entity)
 	}
+	need := cost // room the record needs at the least
+	if spooled {
+		need = spilledCost // its entry, waiting on disk
+	}
 	s.mu.Lock()
-	for !s.closed && !spooled && s.bufBytes > 0 && s.bufBytes+cost > s.opts.BufferBytes {
+	for !s.closed && s.bufBytes > 0 && s.bufBytes+need > s.opts.BufferBytes {
 		if s.opts.Overflow == DropNewest {
 			s.c.dropped.Add(1)
 			s.mu.Unlock()
+			if spooled {
+				s.ack([]record{{tk: tk}}, true, nil) // dropped: not for the next run either
+			}
 			s.signal(s.flushNow)
 			s.reportLimited("drop", errors.New("sink: buffer full (Options.BufferBytes); dropping records (Overflow: DropNewest)"))
 			return nil
@@ -94,11 +103,12 @@ func (s *Sink) enqueue(pk, rk string, entity []byte) error {
 	s.seq++
 	s.bufRecs++
 	s.c.enqueued.Add(1)
-	if spooled && (s.spill.len() > 0 || (s.bufBytes > 0 && s.bufBytes+cost > s.opts.BufferBytes)) {
+	if spooled && (s.spill.len() > 0 || !s.memFitsLocked(cost)) {
 		// The buffer is full (or others already wait on disk): keep only
 		// the Ticket; the dispatcher reads the record back in its turn.
 		first := s.spill.len() == 0
 		s.spill.push(spilled{tk: tk, seq: s.seq, n: uint32(n)})
+		s.bufBytes += spilledCost
 		s.c.spilled.Add(1)
 		s.mu.Unlock()
 		if first {

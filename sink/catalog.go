@@ -30,11 +30,13 @@ func catalogEntity(pk string) ([]byte, error) {
 }
 
 // writeCatalog records partition pk in the catalog, retrying transient
-// failures. A permanent failure is reported; the logs are written anyway.
+// failures (and, with a spool, denied ones, as for the records: a day
+// stored without its catalog entity would be missing from Services and
+// Days). A permanent failure is reported; the logs are written anyway.
 func (s *Sink) writeCatalog(pk string) {
 	entity, err := catalogEntity(pk)
 	if err == nil {
-		if e := s.insertOne(entity); e != nil {
+		if e := s.insertOne(entity, s.keepDenied()); e != nil {
 			if e.class == aborted {
 				return
 			}

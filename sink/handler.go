@@ -27,7 +27,8 @@ type slogAttr = slog.Attr
 // text).
 //
 // Each record becomes one entity: Time (absent when the record has no
-// time), Level ("debug", "info", "warn", "error" or, for other levels,
+// time: its keys then carry its arrival time, to the millisecond, which
+// query's time bounds use for it), Level ("debug", "info", "warn", "error" or, for other levels,
 // slog's name in lower case such as "info+2"), Severity (the slog.Level),
 // Msg, Caller ("file:line", with AddSource) and one typed column per
 // attribute. ReplaceAttr sees the built-in attributes as

@@ -167,7 +167,9 @@ type Options struct {
 	// may use it) where every record is appended, on the writing
 	// goroutine, before Write or Handle returns, and from which it is
 	// removed once stored (or given up on and reported: a record the
-	// service rejects for good is never replayed). New over a directory
+	// service rejects for good, repair entity included, is never
+	// replayed; a denied request, 401/403/404, keeps its records on disk
+	// and retries them). New over a directory
 	// left by an earlier run first sends the records that run had not
 	// stored. What each failure can lose:
 	//
@@ -186,10 +188,15 @@ type Options struct {
 	// before they are spooled, and an "already exists" answer for a
 	// replayed record means it was stored before the crash.
 	//
-	// The spool also extends the buffer: when BufferBytes is full, records
-	// are kept on disk only (with about 40 bytes of bookkeeping each in
-	// memory) and read back when their turn comes, instead of blocking or
-	// being dropped. Overflow applies once the spool holds MaxSpoolBytes.
+	// The spool also extends the buffer: records kept in memory take at
+	// most half of BufferBytes, and beyond that records are kept on disk
+	// only and read back when their turn comes, instead of blocking or
+	// being dropped. Each of them still takes 40 bytes of memory (its place
+	// in the queue), counted against BufferBytes, so the memory bound holds
+	// however long an outage lasts: a BufferBytes of B lets at least B/80
+	// records wait on disk (the default 64 MiB: about 840,000). Overflow
+	// applies once the spool holds MaxSpoolBytes or BufferBytes holds the
+	// records in memory and the places of those on disk.
 	//
 	// If the directory cannot be used (not creatable, read-only, not a
 	// directory, held by another Sink), New returns a working Sink without

@@ -38,7 +38,9 @@
 //
 //   - A crash of the process loses nothing whose Write or Handle returned:
 //     the next New on the directory sends what was not stored. A record
-//     torn by the crash is detected and skipped (Stats.SpoolCorrupt).
+//     torn by the crash (or damaged on disk) is detected and skipped,
+//     counted (Stats.SpoolCorrupt, Stats.SpoolCorruptBytes) and reported;
+//     the records after it are still sent.
 //   - A crash of the operating system or a power loss loses at most the
 //     last 200ms of records with the default interval fsync, nothing with
 //     Options.SpoolSync = SpoolSyncEveryRecord (see SpoolSync for its cost).
@@ -47,12 +49,21 @@
 //     record means the crashed run stored it.
 //   - When the memory budget is full, records wait on disk (Stats.Spilled)
 //     rather than block or be dropped, up to Options.MaxSpoolBytes;
-//     Overflow applies beyond it (Stats.SpoolFull).
+//     Overflow applies beyond it (Stats.SpoolFull). Each record waiting on
+//     disk keeps 40 bytes in memory, counted in BufferBytes (see
+//     Options.SpoolDir), so the memory bound holds in the longest outage.
 //   - Close at its deadline leaves what it could not store in the spool for
 //     the next run, and its *DeliveryError says so.
 //
-// A record the service rejects for good is reported and removed from the
-// spool like a stored one: it is never replayed. Records the spool refused
+// A record leaves the spool only once stored, or once the service rejected
+// that very record and refused its repair entity too (reported, never
+// replayed). A request the service denies (401, 403, 404: an expired SAS,
+// a firewall, clock skew, RBAC not yet propagated, a table deleted under
+// NoCreateTable) says nothing about its records: with a spool they are
+// retried with backoff like a transient failure and stay on disk, and
+// Close at its deadline leaves them there for the next run (its
+// *DeliveryError counts them in Spooled). Without a spool, denied records
+// are given up on at once: counted in Stats.FailedRecords and reported. Records the spool refused
 // (a full or failing disk: Stats.SpoolFull, Stats.SpoolErrors) are kept in
 // memory only, under BufferBytes and Overflow.
 //
@@ -115,9 +126,10 @@ type Sink struct {
 	spill        spillQueue // spooled records waiting on disk only (buffer full)
 	replayStop   bool       // Close stops the replay of an earlier run's spool
 
-	sp           *spool.Spool  // nil without Options.SpoolDir or if it cannot be opened
-	replayDone   chan struct{} // closed when the replay goroutine exits; nil if none
-	spoolCorrupt uint64        // invalid regions the spool skipped when opened
+	sp                *spool.Spool  // nil without Options.SpoolDir or if it cannot be opened
+	replayDone        chan struct{} // closed when the replay goroutine exits; nil if none
+	spoolCorrupt      uint64        // invalid regions the spool skipped when opened
+	spoolCorruptBytes uint64        // and their bytes
 
 	kick     chan struct{} // a full transaction is waiting
 	flushNow chan struct{} // send everything now
@@ -176,7 +188,7 @@ type Stats struct {
 	CatalogWrites uint64 // catalog entities stored (or found already stored)
 
 	BufferedRecords int // records enqueued and not yet stored or given up on (those waiting in the spool included)
-	BufferedBytes   int // entity bytes (+512 each) of those held in memory, bounded by Options.BufferBytes
+	BufferedBytes   int // entity bytes (+512 each) of those held in memory, +40 for each waiting in the spool: bounded by Options.BufferBytes
 
 	// The spool (Options.SpoolDir); all zero without one.
 	SpooledRecords uint64 // records appended to the spool (safe from a process crash once written)
@@ -185,7 +197,12 @@ type Stats struct {
 	Replayed       uint64 // records of an earlier run read from the spool and sent again
 	SpoolFull      uint64 // records not spooled because the spool held MaxSpoolBytes (Overflow applied)
 	SpoolErrors    uint64 // spool failures: New could not open it, a record could not be appended (kept in memory only), an acknowledgement or a replay failed
-	SpoolCorrupt   uint64 // damaged regions (such as a record torn by a crash) New found in the spool and skipped
+	SpoolCorrupt   uint64 // damaged regions (such as a record torn by a crash) New found in the spool and skipped (reported to the ErrorHandler)
+
+	// SpoolCorruptBytes is the size of those regions. A damaged frame
+	// costs only itself: the scan resynchronises on the next frame whose
+	// CRC-32C checks, so the records after it in its segment are sent.
+	SpoolCorruptBytes uint64
 }
 
 // DeliveryError is the error of a Flush or Close that could not confirm
@@ -319,6 +336,7 @@ func (s *Sink) Stats() Stats {
 	st.SpoolFull = s.c.spoolFull.Load()
 	st.SpoolErrors = s.c.spoolErrors.Load()
 	st.SpoolCorrupt = s.spoolCorrupt
+	st.SpoolCorruptBytes = s.spoolCorruptBytes
 	if s.sp != nil {
 		st.SpoolBytes = s.sp.Stats().Bytes
 	}
@@ -447,6 +465,7 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.pendingBytes = 0
 	for _, x := range s.spill.all() {
 		left = append(left, record{tk: x.tk, seq: x.seq})
+		s.bufBytes += recordOverhead - spilledCost // finish releases recordOverhead
 	}
 	s.spill.reset()
 	s.mu.Unlock()

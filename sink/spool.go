@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/tablelog/tablelog/internal/spool"
 )
@@ -19,6 +20,8 @@ import (
 // memory: only its Ticket waits, in Sink.spill (FIFO), and the dispatcher
 // reads it back from disk when there is room again. Once the spill queue
 // is not empty, new spooled records join it too, so nobody overtakes.
+// Spooled records in memory take at most half of BufferBytes; each entry
+// of the spill queue counts spilledCost bytes against BufferBytes.
 //
 // New over a directory with records of an earlier run starts a goroutine
 // that feeds them (spool.Pending) into the buffer, waiting for room in it
@@ -44,28 +47,90 @@ type spilled struct {
 	n   uint32
 }
 
-// spillQueue is a FIFO of spilled records.
+// spilledCost is what BufferBytes counts for a record waiting on disk: its
+// entry in the spill queue (40 bytes on 64-bit platforms). Counted, the
+// entries of a long outage cannot grow past the memory budget.
+const spilledCost = int(unsafe.Sizeof(spilled{}))
+
+// spillBlockLen is the number of entries in one block of a spillQueue.
+const spillBlockLen = 256
+
+// spillQueue is a FIFO of spilled records, in blocks of spillBlockLen
+// entries: it holds the memory of its entries plus at most three blocks
+// (the head's, the tail's and one spare, about 30 KiB), and gives blocks
+// back as it drains (a slice grown by doubling would keep up to twice its
+// longest length for good).
 type spillQueue struct {
-	q    []spilled
-	head int
+	blocks [][]spilled // blocks[0][head:] is the front; only the last block is not full
+	head   int
+	n      int
+	spare  []spilled
 }
 
-func (q *spillQueue) len() int       { return len(q.q) - q.head }
-func (q *spillQueue) push(x spilled) { q.q = append(q.q, x) }
-func (q *spillQueue) peek() *spilled { return &q.q[q.head] }
-func (q *spillQueue) all() []spilled { return q.q[q.head:] }
-func (q *spillQueue) reset()         { q.q, q.head = nil, 0 }
+func (q *spillQueue) len() int       { return q.n }
+func (q *spillQueue) peek() *spilled { return &q.blocks[0][q.head] }
+
+func (q *spillQueue) push(x spilled) {
+	if k := len(q.blocks); k == 0 || len(q.blocks[k-1]) == spillBlockLen {
+		b := q.spare
+		q.spare = nil
+		if b == nil {
+			b = make([]spilled, 0, spillBlockLen)
+		}
+		q.blocks = append(q.blocks, b)
+	}
+	k := len(q.blocks) - 1
+	q.blocks[k] = append(q.blocks[k], x)
+	q.n++
+}
+
 func (q *spillQueue) pop() (x spilled) {
-	x = q.q[q.head]
+	x = q.blocks[0][q.head]
 	q.head++
-	switch {
-	case q.head == len(q.q):
-		q.q, q.head = q.q[:0], 0
-	case q.head >= 1024 && 2*q.head >= len(q.q):
-		n := copy(q.q, q.q[q.head:])
-		q.q, q.head = q.q[:n], 0
+	q.n--
+	if q.head == len(q.blocks[0]) { // the head block is used up
+		b := q.blocks[0]
+		q.blocks[0] = nil
+		q.blocks = q.blocks[1:]
+		q.head = 0
+		if q.spare == nil {
+			clear(b)
+			q.spare = b[:0]
+		}
+		if len(q.blocks) == 0 {
+			q.blocks = nil
+		}
 	}
 	return x
+}
+
+// all returns the entries, oldest first.
+func (q *spillQueue) all() []spilled {
+	out := make([]spilled, 0, q.n)
+	for i, b := range q.blocks {
+		if i == 0 {
+			b = b[q.head:]
+		}
+		out = append(out, b...)
+	}
+	return out
+}
+
+func (q *spillQueue) reset() { *q = spillQueue{} }
+
+// memBytesLocked is the part of bufBytes held by records in memory (the
+// rest are the entries of records waiting on disk).
+func (s *Sink) memBytesLocked() int { return s.bufBytes - s.spill.len()*spilledCost }
+
+// memFitsLocked reports whether a spooled record costing cost (entity and
+// recordOverhead) may be held in memory rather than wait on disk. With a
+// spool, records in memory take at most half of BufferBytes, so that the
+// other half is left for the entries of records waiting on disk: were the
+// buffer full of records being retried (an outage), no record could wait
+// on disk. Nothing in memory: one record is always taken, to make progress.
+func (s *Sink) memFitsLocked(cost int) bool {
+	mem := s.memBytesLocked()
+	return mem == 0 || mem+cost <= s.opts.BufferBytes/2 && s.bufBytes+cost <= s.opts.BufferBytes
 }
 
 // openSpool opens Options.SpoolDir. On failure the Sink runs without a
@@ -89,6 +154,11 @@ func (s *Sink) openSpool() error {
 	s.sp = sp
 	st := sp.Stats()
 	s.spoolCorrupt = uint64(st.Corrupt)
+	s.spoolCorruptBytes = uint64(st.CorruptBytes)
+	if st.Corrupt > 0 {
+		s.opts.ErrorHandler(fmt.Errorf("sink: the spool %s held %d damaged regions (%d bytes: a record torn by a crash, a damaged disk), skipped: the records in them are lost; the valid records around them are sent",
+			s.opts.SpoolDir, st.Corrupt, st.CorruptBytes))
+	}
 	if st.Pending > 0 {
 		s.replayDone = make(chan struct{}) // New starts s.replay
 	}
@@ -153,10 +223,11 @@ func (d *dispatcher) refill() bool {
 	d.take = d.take[:0]
 	for s.spill.len() > 0 {
 		h := s.spill.peek()
-		if s.bufBytes > 0 && s.bufBytes+int(h.n)+recordOverhead > s.opts.BufferBytes {
+		cost := int(h.n) + recordOverhead
+		if !s.memFitsLocked(cost) {
 			break
 		}
-		s.bufBytes += int(h.n) + recordOverhead
+		s.bufBytes += cost - spilledCost // in memory now: its spill entry goes
 		d.take = append(d.take, s.spill.pop())
 	}
 	more := s.spill.len() > 0
@@ -199,7 +270,7 @@ func (s *Sink) replay() {
 func (s *Sink) enqueueReplayed(tk spool.Ticket, r spool.Record) bool {
 	n := len(r.Entity)
 	s.mu.Lock()
-	for !s.replayStop && s.bufBytes > 0 && s.bufBytes+n+recordOverhead > s.opts.BufferBytes {
+	for !s.replayStop && !s.memFitsLocked(n+recordOverhead) {
 		s.blocked++
 		s.signal(s.flushNow)
 		s.space.Wait()

@@ -259,11 +259,11 @@ func TestSpoolCloseDeadlineAndTornRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := s2.Stats()
-	if st.SpoolCorrupt != 1 || st.Replayed != n-1 || st.Written != n-1 || st.FailedRecords != 0 {
+	if st.SpoolCorrupt != 1 || st.SpoolCorruptBytes == 0 || st.Replayed != n-1 || st.Written != n-1 || st.FailedRecords != 0 {
 		t.Errorf("stats %+v, want 1 corrupt region and %d replayed and written", st, n-1)
 	}
-	if e := errs.all(); len(e) != 0 {
-		t.Errorf("errors reported: %v", e)
+	if e := errs.all(); len(e) != 1 || !strings.Contains(e[0].Error(), "1 damaged regions") {
+		t.Errorf("errors reported: %v, want the damaged region only", e)
 	}
 	logs, _ := readAll(t, tbl)
 	msgs := map[string]bool{}
@@ -425,7 +425,7 @@ func TestSpoolSpillDuringOutage(t *testing.T) {
 	)
 	o := fastRetry
 	o.SpoolDir = t.TempDir()
-	o.BufferBytes = 16 << 10
+	o.BufferBytes = 512 << 10 // half for records in memory, half for the entries of 3,000 on disk
 	s, _ := newSink(t, tbl, o)
 	p.Outage(outage)
 	start := time.Now()
@@ -479,7 +479,7 @@ func TestSpoolFullAppliesOverflow(t *testing.T) {
 	}
 	o := fastRetry
 	o.SpoolDir = t.TempDir()
-	o.BufferBytes = 8 << 10
+	o.BufferBytes = 32 << 10 // room for the entries of more records than the spool holds
 	o.MaxSpoolBytes = 64 << 10
 	o.Overflow = DropNewest
 	s, e := newSink(t, f, o)
@@ -583,5 +583,168 @@ func TestSpoolReplayConflictAfterTransientFailure(t *testing.T) {
 	}
 	if st := s.Stats(); st.Replayed != n || st.Written != n || st.Retries != 1 || f.count() != n {
 		t.Errorf("stats %+v, %d stored, want %d", st, f.count(), n)
+	}
+}
+
+// A damaged length field in the middle of a spool segment costs that one
+// record: the next Sink sends every record after it, counts the skipped
+// bytes in Stats.SpoolCorruptBytes and reports them (issue 14, item 3).
+func TestSpoolCorruptLengthLosesOneRecord(t *testing.T) {
+	t.Parallel()
+	p, tbl := faultyTable(t)
+	dir := t.TempDir()
+	const n = 300
+	o := fastRetry
+	o.SpoolDir = dir
+
+	p.Outage(time.Hour)
+	s1, _ := newSink(t, tbl, o)
+	writeN(t, s1, n, "resync")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := s1.Close(ctx)
+	cancel()
+	if de := (*DeliveryError)(nil); !errors.As(err, &de) || de.Spooled != n {
+		t.Fatalf("Close during the outage: %v", err)
+	}
+
+	// Walk the frames (see internal/spool's format) and damage the length
+	// field of the middle one so that it points into the next frame.
+	seg := lastSegment(t, dir)
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int
+	for off := 12; off+8 <= len(b); {
+		offs = append(offs, off)
+		off += 8 + int(uint32(b[off])|uint32(b[off+1])<<8|uint32(b[off+2])<<16|uint32(b[off+3])<<24)
+	}
+	if len(offs) != n {
+		t.Fatalf("%d frames in %s, want %d", len(offs), seg, n)
+	}
+	mid := n / 2
+	b[offs[mid]] += 7
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lost := offs[mid+1] - offs[mid]
+
+	p.Reset()
+	s2, errs := newSink(t, tbl, o)
+	if err := s2.Close(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	st := s2.Stats()
+	if st.SpoolCorrupt != 1 || st.SpoolCorruptBytes != uint64(lost) || st.Replayed != n-1 || st.Written != n-1 {
+		t.Errorf("stats %+v, want 1 region of %d bytes skipped and %d records replayed and written", st, lost, n-1)
+	}
+	reported := errs.all()
+	if len(reported) != 1 || !strings.Contains(reported[0].Error(), fmt.Sprintf("(%d bytes", lost)) {
+		t.Errorf("reported %v, want the %d skipped bytes", reported, lost)
+	}
+	logs, _ := readAll(t, tbl)
+	msgs := map[string]bool{}
+	for _, e := range logs {
+		msgs[e.Msg] = true
+	}
+	missing := 0
+	for i := range n {
+		if !msgs[fmt.Sprintf("resync %d", i)] {
+			missing++
+		}
+	}
+	if len(logs) != n-1 || missing != 1 {
+		t.Errorf("%d entities stored, %d records missing; want %d and 1", len(logs), missing, n-1)
+	}
+}
+
+// Records waiting on disk keep an entry each in memory, counted against
+// BufferBytes: in an outage with small records, BufferedBytes stays within
+// BufferBytes, and once the entries fill it Overflow applies (DropNewest:
+// counted, and the dropped records leave the spool too). Issue 14, item 4.
+func TestSpillEntriesCountAgainstBuffer(t *testing.T) {
+	t.Parallel()
+	f := newFakeTable()
+	var down sync.Mutex
+	outage := true
+	f.fail = func(c fakeCall) error {
+		down.Lock()
+		defer down.Unlock()
+		if outage && c.Op != "CreateTable" {
+			return io.ErrUnexpectedEOF
+		}
+		return nil
+	}
+	o := fastRetry
+	o.SpoolDir = t.TempDir()
+	o.BufferBytes = 64 << 10
+	o.Overflow = DropNewest
+	s, _ := newSink(t, f, o)
+	const n = 20000
+	l := zap.New(s.Core(zapcore.InfoLevel))
+	maxBuf := 0
+	for i := range n {
+		l.Info("t", zap.Int("i", i))
+		if i%100 == 0 {
+			maxBuf = max(maxBuf, s.Stats().BufferedBytes)
+		}
+	}
+	st := s.Stats()
+	maxBuf = max(maxBuf, st.BufferedBytes)
+	t.Logf("%d records in an outage, BufferBytes %d: %+v", n, o.BufferBytes, st)
+	if maxBuf > o.BufferBytes {
+		t.Errorf("BufferedBytes reached %d, BufferBytes %d", maxBuf, o.BufferBytes)
+	}
+	if st.Dropped == 0 || st.SpoolFull != 0 || st.Spilled == 0 || st.Spilled > uint64(o.BufferBytes/spilledCost) ||
+		st.Enqueued+st.Dropped != n || st.Enqueued != st.Written+st.FailedRecords+uint64(st.BufferedRecords) {
+		t.Errorf("stats %+v: want drops once the entries of the spilled records fill BufferBytes", st)
+	}
+	down.Lock()
+	outage = false
+	down.Unlock()
+	if err := s.Close(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	st2 := s.Stats()
+	if st2.Written != st.Enqueued || f.count() != int(st.Enqueued) || st2.SpoolBytes != 0 || st2.BufferedBytes != 0 {
+		t.Errorf("after the outage: stats %+v, %d stored, want %d", st2, f.count(), st.Enqueued)
+	}
+	// Nothing is left for a next run: the dropped records left the spool.
+	sp, err := spool.Open(spool.Options{Dir: o.SpoolDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	if p := sp.Stats().Pending; p != 0 {
+		t.Errorf("%d records left in the spool", p)
+	}
+}
+
+// The spill queue is a FIFO over blocks that it gives back as it drains.
+func TestSpillQueue(t *testing.T) {
+	var q spillQueue
+	next, popped := 0, 0
+	for round := range 3 {
+		for range 1000 * (round + 1) {
+			next++
+			q.push(spilled{seq: uint64(next)})
+		}
+		for q.len() > 10*round {
+			x := q.pop()
+			popped++
+			if x.seq != uint64(popped) {
+				t.Fatalf("popped %d, want %d", x.seq, popped)
+			}
+		}
+		all := q.all()
+		if len(all) != q.len() || (len(all) > 0 && (all[0].seq != uint64(popped+1) || q.peek().seq != all[0].seq)) {
+			t.Fatalf("round %d: all() %d entries, len %d", round, len(all), q.len())
+		}
+		if blocks := len(q.blocks); blocks > q.len()/spillBlockLen+2 {
+			t.Fatalf("round %d: %d blocks held for %d entries", round, blocks, q.len())
+		}
+	}
+	if spilledCost > 40 {
+		t.Errorf("spilledCost %d: update the documentation (Options.SpoolDir, Stats.BufferedBytes: 40 bytes)", spilledCost)
 	}
 }

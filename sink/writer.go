@@ -341,6 +341,19 @@ func (w *txWriter) store(recs []record, uncertain bool) {
 				s.ensureTable()
 				continue
 			}
+			if s.keepDenied() {
+				// The request was refused, not the records: with a spool
+				// they wait (on disk) for the credential, the firewall or
+				// the table to be fixed, retried with backoff; Close at
+				// its deadline leaves them in the spool for the next run.
+				s.c.retries.Add(1)
+				s.reportLimited("denied", fmt.Errorf("sink: %d records not stored yet, kept in the spool and retried: %w", len(recs), e))
+				if !s.backoff(attempt, e.RetryAfter) {
+					s.finish(recs, false, context.Canceled)
+					return
+				}
+				continue
+			}
 			if len(recs) > 1 {
 				s.c.failedBatches.Add(1)
 			}
@@ -373,6 +386,11 @@ func (w *txWriter) store(recs []record, uncertain bool) {
 	}
 }
 
+// keepDenied reports whether records whose request is denied (401, 403,
+// 404) are kept and retried rather than given up on: with a spool, they
+// stay on disk until stored (see Options.SpoolDir).
+func (s *Sink) keepDenied() bool { return s.sp != nil }
+
 func anyReplayed(recs []record) bool {
 	for i := range recs {
 		if recs[i].replayed {
@@ -401,9 +419,10 @@ func (w *txWriter) submit(recs []record) *OpError {
 	return classify("SubmitTransaction", err, s.hardCtx)
 }
 
-// insertOne inserts one entity, retrying transient failures. It returns
-// nil when the entity is stored (or already was).
-func (s *Sink) insertOne(entity []byte) *OpError {
+// insertOne inserts one entity, retrying transient failures, and denied
+// ones too if retryDenied. It returns nil when the entity is stored (or
+// already was).
+func (s *Sink) insertOne(entity []byte, retryDenied bool) *OpError {
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(s.hardCtx, s.opts.RequestTimeout)
 		_, err := s.table.AddEntity(ctx, entity, nil)
@@ -412,11 +431,19 @@ func (s *Sink) insertOne(entity []byte) *OpError {
 		if e == nil || e.class == exists {
 			return nil
 		}
-		if e.class != transient {
+		if e.class != transient && (e.class != denied || !retryDenied) {
 			return e
 		}
 		s.c.retries.Add(1)
-		s.reportLimited("transient", e)
+		kind := "transient"
+		if e.class == denied {
+			kind = "denied"
+			if e.StatusCode == http.StatusNotFound && !s.opts.NoCreateTable {
+				s.tableReady.Store(false) // the table is missing: create it again
+				s.ensureTable()
+			}
+		}
+		s.reportLimited(kind, e)
 		if !s.backoff(attempt, e.RetryAfter) {
 			return &OpError{Op: "AddEntity", Err: context.Canceled, class: aborted}
 		}

@@ -249,7 +249,7 @@ func testConnections(t *testing.T, bin string) {
 		t.Errorf("add-only SAS: %s", r.stderr)
 	}
 	// A read SAS cannot prune.
-	r = c.mustRun(1, "prune", "--before", "2025-11-26", "--sas", serviceURL+"?"+read)
+	r = c.mustRun(1, "prune", "--before", "2025-11-26", "--yes", "--sas", serviceURL+"?"+read)
 	if !strings.Contains(r.stderr, "HTTP 403") {
 		t.Errorf("prune with a read SAS: %s", r.stderr)
 	}

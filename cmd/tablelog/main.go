@@ -7,7 +7,7 @@
 //	tablelog query -s checkout --since 2025-11-24 --until 2025-11-25 -o json | jq .
 //	tablelog services                                 # services and their days
 //	tablelog audit verify -s billing --since 7d       # exit 1 on any break of the hash chain
-//	tablelog prune --before 30d --dry-run             # retention, whole day partitions
+//	tablelog prune --before 30d --yes                 # retention, whole day partitions
 //
 // Every subcommand takes the same connection flags (see conn.go): a
 // connection string (flag or TABLELOG_CONNECTION_STRING or
@@ -66,6 +66,9 @@ type app struct {
 	// isTerminal reports whether w is an interactive terminal (colour in
 	// auto mode, prune's progress line).
 	isTerminal func(w io.Writer) bool
+	// stdinTerminal, if not nil, replaces the check that stdin is an
+	// interactive terminal (prune's confirmation); for tests.
+	stdinTerminal func() bool
 
 	secrets  []string // values redacted from every message (keys, SAS tokens)
 	emulator bool     // the connection is the local emulator

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,20 +22,31 @@ import (
 )
 
 const pruneUsage = `
-Usage: tablelog prune --before DATE [-s SERVICE]... [--dry-run]
+Usage: tablelog prune --before DATE|Nd|Nw [-s SERVICE]... [--yes | --dry-run]
 
-Retention for the logs table: deletes every day partition whose whole UTC
-day lies before DATE (a partition is never deleted in part), in
-transactions of 100 deletes, and removes the pruned days from the catalog.
-Days are found in the catalog the sink writes. Progress goes to stderr
-when it is a terminal; a summary of what was deleted goes to stdout.
-The audit table is never pruned. DATE may not lie in the future.
+Retention for the logs table: deletes every UTC day partition before the
+cut-off day, whole (a partition is never deleted in part), in transactions
+of 100 deletes, and removes the pruned days from the catalog. Days are
+found in the catalog the sink writes.
+
+--before is a date (2025-11-01: that day and later ones are kept) or a
+number of days or weeks before today, at least 1 (30d: today and the 30
+days before it are kept). Durations such as 30m or 12h are refused: prune
+deletes whole days.
+
+Prune first prints the cut-off day and what would go (each day partition
+with its records), then deletes only with --yes, or after you answer y
+when stdin is a terminal; otherwise it was a dry run. Progress goes to
+stderr when it is a terminal.
+
+Prune refuses a table that holds audit trails (a genesis claim in its
+catalog, or entities with audit keys or columns): they are never pruned.
 
 Examples:
 
-	tablelog prune --before 30d --dry-run                # what would go
-	tablelog prune --before 30d                          # every service
-	tablelog prune --before 2025-11-01 -s checkout
+	tablelog prune --before 30d                          # what would go (asks on a terminal)
+	tablelog prune --before 30d --yes                    # every service, no question
+	tablelog prune --before 2025-11-01 -s checkout --yes
 `
 
 // partition is one day partition to prune.
@@ -44,14 +57,19 @@ type partition struct {
 	records int
 }
 
+// errAuditTable is returned when prune is pointed at a table holding audit
+// trails.
+var errAuditTable = errors.New("this table holds audit trails, which prune never deletes (is --logs-table the audit table?)")
+
 func (a *app) prune(ctx context.Context, args []string) error {
 	fs := a.newFlagSet("prune", pruneUsage)
 	var cf connFlags
 	var only stringList
-	before := fs.String("before", "", "delete the days before this date: a date (2025-11-01), an RFC 3339 time or a duration ago (30d)")
+	before := fs.String("before", "", "delete the days before this one: a date (2025-11-01) or days or weeks before today (30d, 4w)")
 	fs.Var(&only, "s", "only these services (repeatable, or comma-separated; default: every service)")
 	fs.Var(&only, "service", "same as -s")
-	dryRun := fs.Bool("dry-run", false, "count and list what would be deleted; delete nothing")
+	yes := fs.Bool("yes", false, "delete without asking")
+	dryRun := fs.Bool("dry-run", false, "count and list what would be deleted; delete nothing (the default without --yes and without a terminal)")
 	cf.register(fs)
 	pos, err := a.parseFlags(fs, "prune", args)
 	if err != nil {
@@ -63,13 +81,16 @@ func (a *app) prune(ctx context.Context, args []string) error {
 	if *before == "" {
 		return usagef("prune", "--before is required")
 	}
+	if *yes && *dryRun {
+		return usagef("prune", "--yes and --dry-run contradict each other")
+	}
 	now := a.now()
-	cut, err := parseTimeArg(*before, now)
+	cut, err := parseCutoff(*before, now)
 	if err != nil {
 		return usagef("prune", "--before: %v", err)
 	}
 	if cut.After(now) {
-		return usagef("prune", "--before %s is in the future; prune only deletes past days", cut.UTC().Format(time.RFC3339))
+		return usagef("prune", "--before %s is in the future; prune only deletes past days", cut.Format(time.DateOnly))
 	}
 	for _, s := range only {
 		if err := schema.ValidateService(s); err != nil {
@@ -86,61 +107,142 @@ func (a *app) prune(ctx context.Context, args []string) error {
 	}
 	out := bufio.NewWriter(a.stdout)
 	defer out.Flush()
-	verb, ing := "deleted", "deleting"
-	if *dryRun {
-		verb, ing = "would delete", "counting"
+	cutDay := cut.Format(time.DateOnly)
+	fmt.Fprintf(out, "cut-off %s (UTC): the days before it go, it and later days are kept\n", cutDay)
+	if len(parts) == 0 {
+		fmt.Fprintf(out, "nothing to prune before %s\n", cutDay)
+		return out.Flush()
 	}
 	progress := a.isTerminal(a.stderr)
 	width := 0
 	for _, p := range parts {
 		width = max(width, len(p.pk))
 	}
+	services := map[string]bool{}
+	for _, p := range parts {
+		services[p.service] = true
+	}
+
+	// What would go: every partition counted (and checked) first.
 	total := 0
+	for i := range parts {
+		p := &parts[i]
+		n, err := surveyPartition(ctx, t.logs, p.pk, func(n int) {
+			if progress {
+				fmt.Fprintf(a.stderr, "\r\x1b[Kcounting %s (%d/%d): %d records", p.pk, i+1, len(parts), n)
+			}
+		})
+		if progress {
+			fmt.Fprint(a.stderr, "\r\x1b[K")
+		}
+		if err != nil {
+			return err
+		}
+		p.records = n
+		total += n
+		fmt.Fprintf(out, "would delete %-*s  %s\n", width, p.pk, plural(n, "record"))
+	}
+	summary := fmt.Sprintf("%s of %s, %s, before %s", plural(len(parts), "day partition"), plural(len(services), "service"), plural(total, "record"), cutDay)
+	switch {
+	case *dryRun:
+		fmt.Fprintf(out, "dry run: would prune %s; nothing was deleted\n", summary)
+		return out.Flush()
+	case *yes:
+	case a.stdinIsTerminal():
+		if err := out.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stderr, "delete %s in %s? [y/N] ", plural(total, "record"), plural(len(parts), "day partition"))
+		answer, _ := bufio.NewReader(a.stdin).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			fmt.Fprintf(out, "not confirmed: nothing was deleted\n")
+			return out.Flush()
+		}
+	default:
+		fmt.Fprintf(out, "dry run: would prune %s; nothing was deleted (pass --yes to delete; stdin is not a terminal to ask on)\n", summary)
+		return out.Flush()
+	}
+	if err := out.Flush(); err != nil {
+		return err
+	}
+
+	total = 0
 	for i := range parts {
 		p := &parts[i]
 		report := func(n int) {
 			if progress {
-				fmt.Fprintf(a.stderr, "\r\x1b[K%s %s (%d/%d): %d records", ing, p.pk, i+1, len(parts), n)
+				fmt.Fprintf(a.stderr, "\r\x1b[Kdeleting %s (%d/%d): %d records", p.pk, i+1, len(parts), n)
 			}
 		}
-		n, err := prunePartition(ctx, t.logs, p.pk, *dryRun, report)
-		p.records = n
+		n, err := prunePartition(ctx, t.logs, p.pk, false, report)
 		total += n
 		if progress {
 			fmt.Fprint(a.stderr, "\r\x1b[K")
 		}
 		if err != nil {
-			fmt.Fprintf(out, "%s %-*s  %s, then failed\n", verb, width, p.pk, plural(n, "record"))
+			fmt.Fprintf(out, "deleted %-*s  %s, then failed\n", width, p.pk, plural(n, "record"))
 			out.Flush()
 			return fmt.Errorf("pruning %s: %w", p.pk, err)
 		}
-		if !*dryRun {
-			if err := deleteEntity(ctx, t.logs, schema.CatalogPartition, p.pk); err != nil {
-				out.Flush()
-				return fmt.Errorf("removing %s from the catalog (its records are deleted): %w", p.pk, err)
-			}
+		if err := deleteEntity(ctx, t.logs, schema.CatalogPartition, p.pk); err != nil {
+			out.Flush()
+			return fmt.Errorf("removing %s from the catalog (its records are deleted): %w", p.pk, err)
 		}
-		fmt.Fprintf(out, "%s %-*s  %s\n", verb, width, p.pk, plural(n, "record"))
+		fmt.Fprintf(out, "deleted %-*s  %s\n", width, p.pk, plural(n, "record"))
 		if err := out.Flush(); err != nil {
 			return err
 		}
 	}
-	services := map[string]bool{}
-	for _, p := range parts {
-		services[p.service] = true
-	}
-	// Pruned days are those before the day of cut (a partial day is kept).
-	summary := fmt.Sprintf("%s of %s, %s, before %s", plural(len(parts), "day partition"), plural(len(services), "service"), plural(total, "record"), schema.Day(cut).Format(time.DateOnly))
-	if *dryRun {
-		fmt.Fprintf(out, "dry run: would prune %s; nothing was deleted\n", summary)
-	} else {
-		fmt.Fprintf(out, "pruned %s\n", summary)
-	}
+	fmt.Fprintf(out, "pruned %s of %s, %s, before %s\n", plural(len(parts), "day partition"), plural(len(services), "service"), plural(total, "record"), cutDay)
 	return out.Flush()
 }
 
+// parseCutoff parses prune's --before: a date (yyyy-mm-dd), or a number N
+// >= 1 of days (Nd) or weeks (Nw) before today's UTC day. It returns the
+// cut-off: the first day kept, at 00:00 UTC.
+func parseCutoff(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if k := len(s) - 1; k >= 1 && (s[k] == 'd' || s[k] == 'w') {
+		if n, err := strconv.Atoi(s[:k]); err == nil {
+			unit := 1
+			if s[k] == 'w' {
+				unit = 7
+			}
+			switch {
+			case n < 1:
+				return time.Time{}, fmt.Errorf("%q: the number of days or weeks must be at least 1 (0d would delete everything before today)", s)
+			case n > 100*366/unit:
+				return time.Time{}, fmt.Errorf("%q is more than 100 years", s)
+			}
+			return schema.Day(now).AddDate(0, 0, -n*unit), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a date (2025-11-01) nor a number of days or weeks before today (30d, 4w); prune deletes whole days, so durations such as 30m or 12h are not accepted", s)
+}
+
+// stdinIsTerminal reports whether stdin is an interactive terminal, to ask
+// prune's confirmation on.
+func (a *app) stdinIsTerminal() bool {
+	if a.stdinTerminal != nil {
+		return a.stdinTerminal()
+	}
+	f, ok := a.stdin.(*os.File)
+	if !ok || !isTerminal(f) {
+		return false
+	}
+	// /dev/null is a character device too (a command run with no stdin).
+	fi, err := f.Stat()
+	null, nerr := os.Stat(os.DevNull)
+	return err == nil && (nerr != nil || !os.SameFile(fi, null))
+}
+
 // prunable lists, from the catalog, the partitions of the services (all if
-// none given) whose whole day lies before cut, by service then day.
+// none given) whose whole day lies before cut, by service then day. It
+// fails with errAuditTable if the catalog holds an audit trail's genesis
+// claim.
 func prunable(ctx context.Context, logs *aztables.Client, services []string, cut time.Time) ([]partition, error) {
 	filter := query.Eq(query.Column(schema.ColPartitionKey), schema.CatalogPartition).String()
 	sel := schema.ColRowKey
@@ -155,6 +257,9 @@ func prunable(ctx context.Context, logs *aztables.Client, services []string, cut
 			var e struct{ RowKey string }
 			if json.Unmarshal(raw, &e) != nil {
 				continue
+			}
+			if svc, ok := strings.CutSuffix(e.RowKey, "~genesis"); ok && schema.AuditGenesisRowKey(svc) == e.RowKey {
+				return nil, fmt.Errorf("%w: its catalog holds the genesis claim of service %q's trail (%s/%s)", errAuditTable, svc, schema.CatalogPartition, e.RowKey)
 			}
 			service, day, _, err := schema.ParsePartitionKey(e.RowKey)
 			if err != nil || schema.ValidateService(service) != nil {
@@ -181,19 +286,58 @@ func prunable(ctx context.Context, logs *aztables.Client, services []string, cut
 	return out, nil
 }
 
-// prunePartition deletes (or with dryRun counts) every entity of partition
-// pk, a page of keys at a time, in transactions of up to 100 deletes (four
-// at a time). It returns how many it deleted or counted; report is called
-// after each page.
-func prunePartition(ctx context.Context, logs *aztables.Client, pk string, dryRun bool, report func(int)) (int, error) {
+// auditTrailColumns are columns every audit event has and a log record has not
+// all of (a log field may be named Hash, hardly Seq, PrevHash and Hash).
+var auditTrailColumns = []string{schema.AuditColSeq, schema.AuditColPrevHash, schema.AuditColHash}
+
+// surveyPartition counts the entities of partition pk and checks that it
+// holds no audit trail: its newest entity lacks the audit columns, and no
+// RowKey is an audit slot. report is called after each page.
+func surveyPartition(ctx context.Context, logs *aztables.Client, pk string, report func(int)) (int, error) {
+	filter := query.Eq(query.Column(schema.ColPartitionKey), pk).String()
+	top := int32(1)
+	page, err := logs.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: &top}).NextPage(ctx)
+	if err != nil {
+		return 0, describe(ctx, "read "+pk, err)
+	}
+	for _, raw := range page.Entities {
+		var cols map[string]json.RawMessage
+		if json.Unmarshal(raw, &cols) != nil {
+			continue
+		}
+		audit := true
+		for _, c := range auditTrailColumns {
+			if _, ok := cols[c]; !ok {
+				audit = false
+			}
+		}
+		if _, seal := cols[schema.AuditColSeal]; audit || seal {
+			return 0, fmt.Errorf("%w: partition %s holds audit events (columns %s)", errAuditTable, pk, strings.Join(auditTrailColumns, ", "))
+		}
+	}
+	n := 0
+	err = listKeys(ctx, logs, pk, func(keys []string) error {
+		for _, rk := range keys {
+			if _, err := schema.ParseAuditRowKey(rk); err == nil {
+				return fmt.Errorf("%w: partition %s holds the audit slot %s", errAuditTable, pk, rk)
+			}
+		}
+		n += len(keys)
+		report(n)
+		return nil
+	})
+	return n, err
+}
+
+// listKeys calls fn with the RowKeys of partition pk, a page at a time.
+func listKeys(ctx context.Context, logs *aztables.Client, pk string, fn func(keys []string) error) error {
 	filter := query.Eq(query.Column(schema.ColPartitionKey), pk).String()
 	sel := schema.ColPartitionKey + "," + schema.ColRowKey
 	opts := aztables.ListEntitiesOptions{Filter: &filter, Select: &sel}
-	n := 0
 	for {
 		page, err := logs.NewListEntitiesPager(&opts).NextPage(ctx)
 		if err != nil {
-			return n, describe(ctx, "list "+pk, err)
+			return describe(ctx, "list "+pk, err)
 		}
 		keys := make([]string, 0, len(page.Entities))
 		for _, raw := range page.Entities {
@@ -202,20 +346,35 @@ func prunePartition(ctx context.Context, logs *aztables.Client, pk string, dryRu
 				keys = append(keys, e.RowKey)
 			}
 		}
+		if err := fn(keys); err != nil {
+			return err
+		}
+		if empty(page.NextPartitionKey) && empty(page.NextRowKey) {
+			return nil
+		}
+		opts.NextPartitionKey, opts.NextRowKey = page.NextPartitionKey, page.NextRowKey
+	}
+}
+
+// prunePartition deletes (or with dryRun counts) every entity of partition
+// pk, a page of keys at a time, in transactions of up to 100 deletes (four
+// at a time). It returns how many it deleted or counted; report is called
+// after each page.
+func prunePartition(ctx context.Context, logs *aztables.Client, pk string, dryRun bool, report func(int)) (int, error) {
+	n := 0
+	err := listKeys(ctx, logs, pk, func(keys []string) error {
 		if !dryRun {
 			// Deleting the keys of this page does not disturb the
 			// continuation, which names the next key to read.
 			if err := deleteKeys(ctx, logs, pk, keys); err != nil {
-				return n, err
+				return err
 			}
 		}
 		n += len(keys)
 		report(n)
-		if empty(page.NextPartitionKey) && empty(page.NextRowKey) {
-			return n, nil
-		}
-		opts.NextPartitionKey, opts.NextRowKey = page.NextPartitionKey, page.NextRowKey
-	}
+		return nil
+	})
+	return n, err
 }
 
 // plural returns "1 record", "2 records".

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -38,26 +39,35 @@ func testPrune(t *testing.T, bin string) {
 	}
 	s.flush()
 
-	// A dry run deletes nothing. --before a time mid-day keeps that day.
-	r := c.mustRun(0, "prune", "--before", "2025-10-03T06:00:00Z", "--dry-run")
-	want := "would delete old_20251001    250 records\n" +
+	// Without --yes, and with no terminal to ask on, a dry run: the cut-off
+	// day and what would go, nothing deleted.
+	r := c.mustRun(0, "prune", "--before", "2025-10-03")
+	want := "cut-off 2025-10-03 (UTC): the days before it go, it and later days are kept\n" +
+		"would delete old_20251001    250 records\n" +
 		"would delete old_20251002    3 records\n" +
 		"would delete other_20251001  1 record\n" +
-		"dry run: would prune 3 day partitions of 2 services, 254 records, before 2025-10-03; nothing was deleted\n"
+		"dry run: would prune 3 day partitions of 2 services, 254 records, before 2025-10-03; nothing was deleted (pass --yes to delete; stdin is not a terminal to ask on)\n"
 	if r.stdout != want {
-		t.Errorf("dry run:\n%s\nwant:\n%s", r.stdout, want)
+		t.Errorf("without --yes:\n%s\nwant:\n%s", r.stdout, want)
 	}
 	if r.stderr != "" { // stderr is not a terminal: no progress
 		t.Errorf("stderr: %q", r.stderr)
 	}
+	r = c.mustRun(0, "prune", "--before", "2025-10-03", "--dry-run")
+	if !strings.HasSuffix(r.stdout, "dry run: would prune 3 day partitions of 2 services, 254 records, before 2025-10-03; nothing was deleted\n") {
+		t.Errorf("dry run:\n%s", r.stdout)
+	}
 	r = c.mustRun(0, "query", "--limit", "0", "-o", "json")
 	if n := strings.Count(r.stdout, "\n"); n != 258 {
-		t.Fatalf("after dry run: %d records, want 258", n)
+		t.Fatalf("after dry runs: %d records, want 258", n)
 	}
 
 	// For real, one service.
-	r = c.mustRun(0, "prune", "--before", "2025-10-03", "-s", "old")
-	want = "deleted old_20251001  250 records\n" +
+	r = c.mustRun(0, "prune", "--before", "2025-10-03", "-s", "old", "--yes")
+	want = "cut-off 2025-10-03 (UTC): the days before it go, it and later days are kept\n" +
+		"would delete old_20251001  250 records\n" +
+		"would delete old_20251002  3 records\n" +
+		"deleted old_20251001  250 records\n" +
 		"deleted old_20251002  3 records\n" +
 		"pruned 2 day partitions of 1 service, 253 records, before 2025-10-03\n"
 	if r.stdout != want {
@@ -73,12 +83,12 @@ func testPrune(t *testing.T, bin string) {
 	}
 
 	// Again: nothing left to do.
-	r = c.mustRun(0, "prune", "--before", "2025-10-03", "-s", "old")
-	if r.stdout != "pruned 0 day partitions of 0 services, 0 records, before 2025-10-03\n" {
+	r = c.mustRun(0, "prune", "--before", "2025-10-03", "-s", "old", "--yes")
+	if r.stdout != "cut-off 2025-10-03 (UTC): the days before it go, it and later days are kept\nnothing to prune before 2025-10-03\n" {
 		t.Errorf("second prune:\n%s", r.stdout)
 	}
 	// Every service.
-	r = c.mustRun(0, "prune", "--before", "2025-10-04")
+	r = c.mustRun(0, "prune", "--before", "2025-10-04", "--yes")
 	if !strings.HasSuffix(r.stdout, "pruned 3 day partitions of 2 services, 5 records, before 2025-10-04\n") {
 		t.Errorf("prune all:\n%s", r.stdout)
 	}
@@ -107,14 +117,167 @@ func TestPruneProgress(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	a := newApp(nil, &stdout, &stderr, envMap(map[string]string{envConnectionString: env.ConnectionString}))
 	a.isTerminal = func(w io.Writer) bool { return w == &stderr }
-	code := a.run(context.Background(), []string{"prune", "--logs-table", azurite.TableName(tbl), "--before", "2025-10-02"})
+	code := a.run(context.Background(), []string{"prune", "--logs-table", azurite.TableName(tbl), "--before", "2025-10-02", "--yes"})
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "\r\x1b[Kdeleting old_20251001 (1/1): 120 records") || !strings.HasSuffix(stderr.String(), "\r\x1b[K") {
+	if !strings.Contains(stderr.String(), "\r\x1b[Kcounting old_20251001 (1/1): 120 records") ||
+		!strings.Contains(stderr.String(), "\r\x1b[Kdeleting old_20251001 (1/1): 120 records") || !strings.HasSuffix(stderr.String(), "\r\x1b[K") {
 		t.Errorf("progress: %q", stderr.String())
 	}
-	if stdout.String() != "deleted old_20251001  120 records\npruned 1 day partition of 1 service, 120 records, before 2025-10-02\n" {
+	if !strings.HasSuffix(stdout.String(), "deleted old_20251001  120 records\npruned 1 day partition of 1 service, 120 records, before 2025-10-02\n") {
 		t.Errorf("stdout: %q", stdout.String())
+	}
+}
+
+// TestPruneBefore: --before takes a date or N days or weeks (N >= 1) before
+// today, and refuses durations and zero with a clear message, before any
+// request (issue 14: "30m" used to mean "everything but today").
+func TestPruneBefore(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 30, 0, 0, time.UTC)
+	for in, want := range map[string]string{
+		"2025-11-01": "2025-11-01",
+		"1d":         "2026-12-05",
+		"30d":        "2026-11-06",
+		"4w":         "2026-11-08",
+		" 7d ":       "2026-11-29",
+	} {
+		got, err := parseCutoff(in, now)
+		if err != nil || got.Format(time.DateOnly) != want || got.Location() != time.UTC || !got.Equal(got.Truncate(24*time.Hour)) {
+			t.Errorf("parseCutoff(%q) = %v, %v; want %s 00:00 UTC", in, got, err, want)
+		}
+	}
+	for _, c := range []struct{ in, want string }{
+		{"30m", "durations such as 30m or 12h are not accepted"},
+		{"30s", "durations such as 30m or 12h are not accepted"},
+		{"12h", "durations such as 30m or 12h are not accepted"},
+		{"0", "neither a date"},
+		{"0d", "must be at least 1"},
+		{"0w", "must be at least 1"},
+		{"-1d", "must be at least 1"},
+		{"30", "neither a date"},
+		{"30dd", "neither a date"},
+		{"d", "neither a date"},
+		{"2025-11-1", "neither a date"},
+		{"2025-11-01T00:00:00Z", "neither a date"},
+		{"99999d", "more than 100 years"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"prune", "--before", c.in, "--yes"}, nil, &stdout, &stderr, envMap(nil))
+		if code != exitUsage || !strings.Contains(stderr.String(), "--before") || !strings.Contains(stderr.String(), c.want) || stdout.Len() != 0 {
+			t.Errorf("--before %q: exit %d, stderr %q; want exit %d and %q", c.in, code, stderr.String(), exitUsage, c.want)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"prune", "--before", "3d", "--yes", "--dry-run"}, nil, &stdout, &stderr, envMap(nil)); code != exitUsage {
+		t.Errorf("--yes --dry-run: exit %d (%s)", code, stderr.String())
+	}
+}
+
+// TestPruneConfirm: on a terminal, prune asks before deleting and deletes
+// only on y.
+func TestPruneConfirm(t *testing.T) {
+	env := azurite.Get(t)
+	tbl := env.NewTable(t)
+	s := newSeeder(t, tbl)
+	for i := range 5 {
+		s.zap("old", time.Date(2025, 10, 1, 0, 0, i, 0, time.UTC), zapcore.InfoLevel, "", "r")
+	}
+	s.flush()
+	prune := func(answer string) (string, string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		a := newApp(strings.NewReader(answer), &stdout, &stderr, envMap(map[string]string{envConnectionString: env.ConnectionString}))
+		a.stdinTerminal = func() bool { return true }
+		if code := a.run(context.Background(), []string{"prune", "--logs-table", azurite.TableName(tbl), "--before", "2025-10-02"}); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+		return stdout.String(), stderr.String()
+	}
+	for _, no := range []string{"n\n", "\n", "", "yes please\n"} {
+		out, errOut := prune(no)
+		if !strings.Contains(errOut, "delete 5 records in 1 day partition? [y/N] ") || !strings.HasSuffix(out, "not confirmed: nothing was deleted\n") {
+			t.Errorf("answer %q: stdout %q, stderr %q", no, out, errOut)
+		}
+	}
+	if n := countEntities(t, tbl); n != 5+1 { // and the catalog entity
+		t.Fatalf("%d entities after declining, want 6", n)
+	}
+	out, _ := prune("Y\n")
+	if !strings.HasSuffix(out, "pruned 1 day partition of 1 service, 5 records, before 2025-10-02\n") {
+		t.Errorf("confirmed: %q", out)
+	}
+	if n := countEntities(t, tbl); n != 0 {
+		t.Errorf("%d entities after confirming, want 0", n)
+	}
+}
+
+// countEntities counts every entity of tbl, the catalog included.
+func countEntities(t *testing.T, tbl *aztables.Client) int {
+	t.Helper()
+	n := 0
+	pager := tbl.NewListEntitiesPager(nil)
+	for pager.More() {
+		page, err := pager.NextPage(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(page.Entities)
+	}
+	return n
+}
+
+// TestPruneRefusesAuditTable: prune pointed at an audit table (the catalog
+// format is shared) deletes nothing: refused by the genesis claim, and
+// without it by the events' columns or their slots.
+func TestPruneRefusesAuditTable(t *testing.T) {
+	env := azurite.Get(t)
+	audit := env.NewTable(t)
+	recordEvents(t, audit, "billing", nil, sampleEvents())
+	before := countEntities(t, audit)
+	prune := func() (int, string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		a := newApp(nil, &stdout, &stderr, envMap(map[string]string{envConnectionString: env.ConnectionString}))
+		code := a.run(context.Background(), []string{"prune", "--logs-table", azurite.TableName(audit), "--before", "2025-11-26", "--yes"})
+		return code, stderr.String()
+	}
+	code, msg := prune()
+	if code != 1 || !strings.Contains(msg, "holds audit trails") || !strings.Contains(msg, "genesis") {
+		t.Errorf("audit table: exit %d, %q", code, msg)
+	}
+	if n := countEntities(t, audit); n != before {
+		t.Fatalf("%d entities left of %d", n, before)
+	}
+
+	// The genesis claim gone (a careless cleanup): the events' columns.
+	if _, err := audit.DeleteEntity(t.Context(), "~catalog", "billing~genesis", nil); err != nil {
+		t.Fatal(err)
+	}
+	before--
+	code, msg = prune()
+	if code != 1 || !strings.Contains(msg, "holds audit trails") || !strings.Contains(msg, "billing_20251125 holds audit events") {
+		t.Errorf("audit table without genesis: exit %d, %q", code, msg)
+	}
+	if n := countEntities(t, audit); n != before {
+		t.Fatalf("%d entities left of %d", n, before)
+	}
+
+	// An audit slot among log records (columns stripped): refused too.
+	logs := env.NewTable(t)
+	s := newSeeder(t, logs)
+	s.zap("svc", time.Date(2025, 11, 25, 12, 0, 0, 0, time.UTC), zapcore.InfoLevel, "", "r", zap.String("Hash", "h"))
+	s.flush()
+	if _, err := logs.AddEntity(t.Context(), []byte(`{"PartitionKey":"svc_20251125","RowKey":"9223372036854775806","Actor":"x"}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	a := newApp(nil, &stdout, &stderr, envMap(map[string]string{envConnectionString: env.ConnectionString}))
+	code = a.run(context.Background(), []string{"prune", "--logs-table", azurite.TableName(logs), "--before", "2025-11-26", "--yes"})
+	if code != 1 || !strings.Contains(stderr.String(), "holds the audit slot 9223372036854775806") {
+		t.Errorf("audit slot: exit %d, %q", code, stderr.String())
+	}
+	if n := countEntities(t, logs); n != 3 {
+		t.Errorf("%d entities left, want 3", n)
 	}
 }

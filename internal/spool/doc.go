@@ -46,11 +46,20 @@
 // and fits in the file, its CRC matches, its payload parses. A frame that
 // fails is never yielded. If its length field still looks sound and a valid
 // frame follows right after it, only that frame is skipped (a flipped byte
-// loses one record); otherwise everything from it to the end of the file is
-// skipped (a torn final record, a truncated or garbled tail, zeros after a
-// power loss). A damaged header counts as corrupt, and the frames after it
-// are still read (each carries its own checksum). Each skipped
-// region counts once in Stats.Corrupt (its size in Stats.CorruptBytes). A
+// loses one record). Otherwise (a damaged length field, a zeroed or garbled
+// range) the scan resynchronises: it tries every following offset until a
+// frame's length and CRC-32C check, and reads on from there, so one damaged
+// length field loses one record, not the rest of its segment; with no valid
+// frame after it, everything to the end of the file is skipped (a torn
+// final record, a truncated or garbled tail, zeros after a power loss). A
+// frame cannot be forged inside a record: its length field has a zero high
+// byte, and the sink's entities are JSON, which holds no raw NUL. A damaged
+// header counts as corrupt, and the frames after it are still read (each
+// carries its own checksum). Each skipped region counts once in
+// Stats.Corrupt (its size in Stats.CorruptBytes). Resynchronising costs
+// nothing over a zeroed range and little after a damaged length; over
+// random bytes (the worst case) BenchmarkScanDamaged measured 14 MB/s,
+// against 5 GB/s for an intact segment. A
 // segment without a single valid record is deleted. Segments are never
 // repaired in place: new records always go to a new segment, so appends
 // after a corrupt tail are sound. A segment from a newer format version

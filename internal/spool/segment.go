@@ -177,9 +177,11 @@ var errVersion = errors.New("unsupported segment format version")
 // fits in the file, its CRC-32C matches, and its payload parses. When a
 // frame fails but its length field looks sound and a valid frame follows
 // right after it, only that frame is skipped (a flipped byte loses one
-// record); otherwise everything from the bad frame to the end of the file is
-// skipped (a torn or garbled tail). Either way the skipped region counts
-// once in corrupt.
+// record). Otherwise (a damaged length field, a zeroed or garbled range)
+// the scan resynchronises: it looks for the next offset where a valid frame
+// starts, byte by byte, and goes on from there; with none, the rest of the
+// file is skipped (a torn or garbled tail). Either way the skipped region
+// counts once in corrupt, and its bytes in corruptBytes.
 func scan(r io.ReaderAt, size int64, fn func(idx int, off int64, frameLen int, payload []byte) (bool, error)) (scanResult, error) {
 	var res scanResult
 	w := &window{r: r, size: size}
@@ -211,6 +213,12 @@ func scan(r io.ReaderAt, size int64, fn func(idx int, off int64, frameLen int, p
 			// Invalid frame. Skip just it when its length is plausible and a
 			// valid frame follows; otherwise the rest of the file is garbage.
 			next, ok := w.plausibleNext(off)
+			if !ok {
+				next, ok, err = w.resync(off + 1)
+				if err != nil {
+					return res, err
+				}
+			}
 			if !ok {
 				res.corrupt++
 				res.corruptBytes += size - off
@@ -279,6 +287,33 @@ func (w *window) plausibleNext(off int64) (int64, bool) {
 	}
 	n, _, err := w.frame(next)
 	return next, err == nil && n > 0
+}
+
+// resync returns the offset of the first valid frame at or after from, if
+// any. A frame's length field has a zero high byte (MaxRecordBytes is below
+// 2^24), and the sink's entities are JSON, which never holds a raw NUL, so
+// no frame can be forged inside a record's bytes; and a candidate is only
+// taken once its CRC-32C checks. Most offsets are rejected by their length
+// field alone.
+func (w *window) resync(from int64) (int64, bool, error) {
+	for off := from; off+frameHdrLen < w.size; off++ {
+		h, err := w.bytes(off, frameHdrLen)
+		if err != nil {
+			return 0, false, err
+		}
+		plen := binary.LittleEndian.Uint32(h[0:4])
+		if plen == 0 || plen > MaxRecordBytes || off+frameHdrLen+int64(plen) > w.size {
+			continue
+		}
+		n, _, err := w.frame(off)
+		if err != nil {
+			return 0, false, err
+		}
+		if n > 0 {
+			return off, true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 // readFrame reads and validates the single frame at off of f, whose total

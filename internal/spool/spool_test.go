@@ -732,11 +732,22 @@ func TestCorruption(t *testing.T) {
 		{"flipped payload byte", func(b []byte, offs []int64) []byte { b[offs[7]+40] ^= 0x10; return b }, slices.Delete(seq(0, n), 7, 8), 1},
 		{"flipped crc byte", func(b []byte, offs []int64) []byte { b[offs[3]+5] ^= 1; return b }, slices.Delete(seq(0, n), 3, 4), 1},
 		{"flipped byte in the last record", func(b []byte, offs []int64) []byte { b[len(b)-3] ^= 0x80; return b }, seq(0, n-1), 1},
-		{"flipped length byte", func(b []byte, offs []int64) []byte { b[offs[12]] ^= 0x04; return b }, seq(0, 12), 1},
-		{"huge length", func(b []byte, offs []int64) []byte { b[offs[12]+3] = 0xff; return b }, seq(0, 12), 1},
+		{"flipped length byte", func(b []byte, offs []int64) []byte { b[offs[12]] ^= 0x04; return b }, slices.Delete(seq(0, n), 12, 13), 1},
+		{"huge length", func(b []byte, offs []int64) []byte { b[offs[12]+3] = 0xff; return b }, slices.Delete(seq(0, n), 12, 13), 1},
+		{"length past the end", func(b []byte, offs []int64) []byte { b[offs[12]+2] = 0x01; return b }, slices.Delete(seq(0, n), 12, 13), 1},
+		{"zero length", func(b []byte, offs []int64) []byte { clear(b[offs[12] : offs[12]+4]); return b }, slices.Delete(seq(0, n), 12, 13), 1},
+		{"garbage between frames", func(b []byte, offs []int64) []byte {
+			return slices.Insert(b, int(offs[12]), []byte("\x00\x01\x00\x00garbage\x00 \x00\x00")...)
+		}, seq(0, n), 1},
 		{"zero tail (power loss)", func(b []byte, offs []int64) []byte { return append(b, make([]byte, 4096)...) }, seq(0, n), 1},
 		{"garbage tail", func(b []byte, offs []int64) []byte { return append(b, "garbage after the last frame"...) }, seq(0, n), 1},
-		{"zeroed middle", func(b []byte, offs []int64) []byte { clear(b[offs[5]:offs[9]]); return b }, seq(0, 5), 1},
+		{"zeroed middle", func(b []byte, offs []int64) []byte { clear(b[offs[5]:offs[9]]); return b }, append(seq(0, 5), seq(9, n)...), 1},
+		{"garbled middle", func(b []byte, offs []int64) []byte {
+			for i := offs[5] + 3; i < offs[9]-2; i++ {
+				b[i] = byte(i * 7)
+			}
+			return b
+		}, append(seq(0, 5), seq(9, n)...), 1},
 		{"bad magic", func(b []byte, offs []int64) []byte { b[0] = 'X'; return b }, seq(0, n), 1},
 		{"bad magic and torn tail", func(b []byte, offs []int64) []byte { b[0] = 'X'; return b[:offs[n-1]+9] }, seq(0, n-1), 2},
 		{"torn segment header", func(b []byte, offs []int64) []byte { return b[:7] }, nil, 1},
@@ -909,4 +920,46 @@ func TestReadCorrupt(t *testing.T) {
 	if _, err := s.Read(Ticket{seg: 99, n: 20}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown ticket: %v", err)
 	}
+}
+
+// TestCorruptLengthResync damages the length field of a frame in the
+// middle of a full-size segment: the scan resynchronises on the next valid
+// frame, so only that record is lost and exactly its bytes are counted
+// (issue 14: before, the rest of the segment was skipped).
+func TestCorruptLengthResync(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, Options{Dir: dir, SegmentBytes: 8 << 20})
+	var offs []int64
+	for i := 0; ; i++ {
+		tk, err := s.Append(testRecSize(i, 600))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tk.off > 4<<20 {
+			break
+		}
+		offs = append(offs, tk.off)
+	}
+	s.Close()
+	n := len(offs)
+	seg := segFiles(t, dir)[0]
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := n / 2
+	b[offs[mid]+1] ^= 0x5a // the length field: the frame claims tens of KiB
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, Options{Dir: dir})
+	st := s.Stats()
+	want := slices.Delete(seq(0, n+1), mid, mid+1) // the frame past offs[n-1] too
+	if got := indices(pendingOf(t, s)); !slices.Equal(got, want) {
+		t.Fatalf("replayed %d records (%v...), want %d: every frame after the damaged one", len(got), got[:min(len(got), 5)], len(want))
+	}
+	if st.Corrupt != 1 || st.CorruptBytes != offs[mid+1]-offs[mid] {
+		t.Fatalf("corrupt %d regions, %d bytes; want 1 region of %d bytes", st.Corrupt, st.CorruptBytes, offs[mid+1]-offs[mid])
+	}
+	t.Logf("%d records in a %d-byte segment; damaged length of record %d: %d recovered, %d bytes skipped", n+1, len(b), mid, len(want), st.CorruptBytes)
 }
