@@ -258,7 +258,7 @@ func prunable(ctx context.Context, logs *aztables.Client, services []string, cut
 			if json.Unmarshal(raw, &e) != nil {
 				continue
 			}
-			if svc, ok := strings.CutSuffix(e.RowKey, "~genesis"); ok && schema.AuditGenesisRowKey(svc) == e.RowKey {
+			if svc, ok := genesisClaim(e.RowKey); ok {
 				return nil, fmt.Errorf("%w: its catalog holds the genesis claim of service %q's trail (%s/%s)", errAuditTable, svc, schema.CatalogPartition, e.RowKey)
 			}
 			service, day, _, err := schema.ParsePartitionKey(e.RowKey)
@@ -284,6 +284,21 @@ func prunable(ctx context.Context, logs *aztables.Client, services []string, cut
 		return strings.Compare(a.pk, b.pk)
 	})
 	return out, nil
+}
+
+// genesisClaim reports whether rk is an audit trail's genesis claim (of
+// either chain format: "<service>~genesis" or "<service>~genesis~<n>") and
+// whose.
+func genesisClaim(rk string) (string, bool) {
+	svc, _, ok := strings.Cut(rk, "~genesis")
+	if !ok || svc == "" {
+		return "", false
+	}
+	if rk == svc+"~genesis" {
+		return svc, true
+	}
+	_, ok = schema.ParseAuditGenesisRowKey(svc, rk)
+	return svc, ok
 }
 
 // auditTrailColumns are columns every audit event has and a log record has not

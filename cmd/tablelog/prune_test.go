@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tablelog/tablelog/internal/azurite"
+	"github.com/tablelog/tablelog/internal/schema"
 )
 
 func init() {
@@ -251,7 +252,7 @@ func TestPruneRefusesAuditTable(t *testing.T) {
 	}
 
 	// The genesis claim gone (a careless cleanup): the events' columns.
-	if _, err := audit.DeleteEntity(t.Context(), "~catalog", "billing~genesis", nil); err != nil {
+	if _, err := audit.DeleteEntity(t.Context(), "~catalog", schema.AuditGenesisRowKey("billing", 0), nil); err != nil {
 		t.Fatal(err)
 	}
 	before--
