@@ -199,7 +199,9 @@ func (c *Client) newRequest(ctx context.Context, method, rawURL string) (*policy
 // noRetry turns azcore's retry policy off for one write.
 var noRetryOptions = policy.RetryOptions{MaxRetries: -1}
 
-func noRetry(ctx context.Context) context.Context { return policy.WithRetryOptions(ctx, noRetryOptions) }
+func noRetry(ctx context.Context) context.Context {
+	return policy.WithRetryOptions(ctx, noRetryOptions)
+}
 
 // do sends req and returns the response if its status is one of ok;
 // otherwise an *azcore.ResponseError. Transport errors are redacted.

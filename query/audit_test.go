@@ -95,7 +95,7 @@ func seqRange(hi, lo int64, keep func(int64) bool) []int64 {
 func TestAudit(t *testing.T) {
 	t.Parallel()
 	tbl, written := auditTrail(t)
-	r := New(tbl)
+	r := New(twin(t, tbl))
 	r.now = func() time.Time { return time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC) }
 
 	// Everything, newest first across days, every field carried.

@@ -12,9 +12,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/tablelog/tablelog/internal/azure"
 	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/query"
 )
@@ -141,33 +141,23 @@ func (a *app) prune(ctx context.Context, args []string) error {
 
 // prunable lists, from the catalog, the partitions of the services (all if
 // none given) whose whole day lies before cut, by service then day.
-func prunable(ctx context.Context, logs *aztables.Client, services []string, cut time.Time) ([]partition, error) {
-	filter := query.Eq(query.Column(schema.ColPartitionKey), schema.CatalogPartition).String()
-	sel := schema.ColRowKey
-	pager := logs.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &sel})
+func prunable(ctx context.Context, logs pruneTable, services []string, cut time.Time) ([]partition, error) {
 	var out []partition
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
+	for rk, err := range azure.Catalog(ctx, logs, "", "") {
 		if err != nil {
 			return nil, describe(ctx, "read the catalog", err)
 		}
-		for _, raw := range page.Entities {
-			var e struct{ RowKey string }
-			if json.Unmarshal(raw, &e) != nil {
-				continue
-			}
-			service, day, _, err := schema.ParsePartitionKey(e.RowKey)
-			if err != nil || schema.ValidateService(service) != nil {
-				continue
-			}
-			if len(services) > 0 && !slices.Contains(services, service) {
-				continue
-			}
-			if day.AddDate(0, 0, 1).After(cut) {
-				continue // not the whole day is before cut
-			}
-			out = append(out, partition{pk: e.RowKey, service: service, day: day})
+		service, day, _, err := schema.ParsePartitionKey(rk)
+		if err != nil || schema.ValidateService(service) != nil {
+			continue
 		}
+		if len(services) > 0 && !slices.Contains(services, service) {
+			continue
+		}
+		if day.AddDate(0, 0, 1).After(cut) {
+			continue // not the whole day is before cut
+		}
+		out = append(out, partition{pk: rk, service: service, day: day})
 	}
 	slices.SortFunc(out, func(a, b partition) int {
 		if c := strings.Compare(a.service, b.service); c != 0 {
@@ -185,7 +175,7 @@ func prunable(ctx context.Context, logs *aztables.Client, services []string, cut
 // pk, a page of keys at a time, in transactions of up to 100 deletes (four
 // at a time). It returns how many it deleted or counted; report is called
 // after each page.
-func prunePartition(ctx context.Context, logs *aztables.Client, pk string, dryRun bool, report func(int)) (int, error) {
+func prunePartition(ctx context.Context, logs pruneTable, pk string, dryRun bool, report func(int)) (int, error) {
 	filter := query.Eq(query.Column(schema.ColPartitionKey), pk).String()
 	sel := schema.ColPartitionKey + "," + schema.ColRowKey
 	opts := aztables.ListEntitiesOptions{Filter: &filter, Select: &sel}
@@ -197,9 +187,8 @@ func prunePartition(ctx context.Context, logs *aztables.Client, pk string, dryRu
 		}
 		keys := make([]string, 0, len(page.Entities))
 		for _, raw := range page.Entities {
-			var e struct{ RowKey string }
-			if json.Unmarshal(raw, &e) == nil && e.RowKey != "" {
-				keys = append(keys, e.RowKey)
+			if rk, ok := azure.RowKey(raw); ok && rk != "" {
+				keys = append(keys, rk)
 			}
 		}
 		if !dryRun {
@@ -230,7 +219,7 @@ func empty(s *string) bool { return s == nil || *s == "" }
 
 // deleteKeys deletes the RowKeys of partition pk in transactions of up to
 // schema.MaxBatchOps, four in flight.
-func deleteKeys(ctx context.Context, logs *aztables.Client, pk string, keys []string) error {
+func deleteKeys(ctx context.Context, logs pruneTable, pk string, keys []string) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -256,7 +245,7 @@ func deleteKeys(ctx context.Context, logs *aztables.Client, pk string, keys []st
 // deleteBatch deletes rks of partition pk in one transaction. If the
 // transaction fails because an entity is gone already (another prune), the
 // keys are deleted one by one, ignoring those that are gone.
-func deleteBatch(ctx context.Context, logs *aztables.Client, pk string, rks []string) error {
+func deleteBatch(ctx context.Context, logs pruneTable, pk string, rks []string) error {
 	actions := make([]aztables.TransactionAction, len(rks))
 	for i, rk := range rks {
 		js, err := json.Marshal(map[string]string{schema.ColPartitionKey: pk, schema.ColRowKey: rk})
@@ -265,9 +254,18 @@ func deleteBatch(ctx context.Context, logs *aztables.Client, pk string, rks []st
 		}
 		actions[i] = aztables.TransactionAction{ActionType: aztables.TransactionTypeDelete, Entity: js}
 	}
-	_, err := logs.SubmitTransaction(ctx, actions, nil)
-	if err == nil {
-		return nil
+	var err error
+	for attempt := 0; ; attempt++ {
+		if _, err = logs.SubmitTransaction(ctx, actions, nil); err == nil {
+			return nil
+		}
+		f := azure.Inspect(err)
+		if !f.Retryable() || attempt == maxAttempts-1 || ctx.Err() != nil {
+			break
+		}
+		if azure.Sleep(ctx, azure.Backoff(attempt, 200*time.Millisecond, 5*time.Second, f.RetryAfter)) != nil {
+			break
+		}
 	}
 	if !isStatus(err, http.StatusNotFound) {
 		return describe(ctx, "delete records of "+pk, err)
@@ -280,19 +278,37 @@ func deleteBatch(ctx context.Context, logs *aztables.Client, pk string, rks []st
 	return nil
 }
 
-// deleteEntity deletes one entity; one that is gone already is no error.
-func deleteEntity(ctx context.Context, logs *aztables.Client, pk, rk string) error {
-	_, err := logs.DeleteEntity(ctx, pk, rk, nil)
-	if err != nil && !isStatus(err, http.StatusNotFound) {
-		return describe(ctx, "delete "+pk+"/"+rk, err)
+// deleteEntity deletes one entity, retrying transient failures; one that
+// is gone already is no error.
+func deleteEntity(ctx context.Context, logs pruneTable, pk, rk string) error {
+	for attempt := 0; ; attempt++ {
+		_, err := logs.DeleteEntity(ctx, pk, rk, nil)
+		if err == nil || isStatus(err, http.StatusNotFound) {
+			return nil
+		}
+		f := azure.Inspect(err)
+		if !f.Retryable() || attempt == maxAttempts-1 || ctx.Err() != nil ||
+			azure.Sleep(ctx, azure.Backoff(attempt, 200*time.Millisecond, 5*time.Second, f.RetryAfter)) != nil {
+			return describe(ctx, "delete "+pk+"/"+rk, err)
+		}
 	}
-	return nil
 }
 
-// isStatus reports whether err is a response with the HTTP status.
+// maxAttempts bounds prune's attempts at one delete request (a
+// tablelog.Client does not retry writes itself).
+const maxAttempts = 4
+
+// isStatus reports whether err is an answer with the HTTP status (for a
+// transaction, the failed operation's).
 func isStatus(err error, status int) bool {
-	var re *azcore.ResponseError
-	return errors.As(err, &re) && re.StatusCode == status
+	return azure.Inspect(err).Status == status
+}
+
+// pruneTable is what prune needs of the logs table.
+type pruneTable interface {
+	azure.Lister
+	SubmitTransaction(ctx context.Context, actions []aztables.TransactionAction, options *aztables.SubmitTransactionOptions) (aztables.TransactionResponse, error)
+	DeleteEntity(ctx context.Context, partitionKey, rowKey string, options *aztables.DeleteEntityOptions) (aztables.DeleteEntityResponse, error)
 }
 
 // describe turns an error of the aztables client into a one-line message
@@ -302,20 +318,19 @@ func describe(ctx context.Context, op string, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	var re *azcore.ResponseError
-	if errors.As(err, &re) {
+	if f := azure.Inspect(err); f.Response != nil {
 		hint := ""
-		switch re.StatusCode {
+		switch f.Status {
 		case http.StatusForbidden, http.StatusUnauthorized:
 			hint = ": the credentials are refused or lack the permission (prune needs list and delete)"
 		case http.StatusNotFound:
 			hint = ": no such table"
 		}
-		code := re.ErrorCode
+		code := f.Code
 		if code != "" {
 			code = " " + code
 		}
-		return fmt.Errorf("%s: HTTP %d%s%s", op, re.StatusCode, code, hint)
+		return fmt.Errorf("%s: HTTP %d%s%s", op, f.Status, code, hint)
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	return fmt.Errorf("%s: %w", op, azure.Redact(err))
 }

@@ -10,6 +10,7 @@ import (
 // Patterns of secrets in free text: account keys and SAS tokens of
 // connection strings, SAS signatures in URLs, Authorization header values.
 var secretPatterns = []*regexp.Regexp{
+	regexp.MustCompile(`(\?)[^\s"'<>?]*\bsig=[^\s"'<>]*`), // a whole query string with a signature
 	regexp.MustCompile(`(?i)(AccountKey\s*=\s*)[^;\s"'&]+`),
 	regexp.MustCompile(`(?i)(SharedAccessSignature\s*=\s*)[^;\s"']+`),
 	regexp.MustCompile(`(?i)(\bsig=)[^&;\s"'<>]+`),
@@ -20,9 +21,13 @@ var secretPatterns = []*regexp.Regexp{
 
 // RedactString replaces the values of account keys, SAS tokens and
 // signatures, and Authorization header values in s with "REDACTED".
-func RedactString(s string) string {
+func RedactString(s string) string { return RedactWith(s, "REDACTED") }
+
+// RedactWith is RedactString with mark in place of "REDACTED". mark must
+// not contain '$'.
+func RedactWith(s, mark string) string {
 	for _, re := range secretPatterns {
-		s = re.ReplaceAllString(s, "${1}REDACTED")
+		s = re.ReplaceAllString(s, "${1}"+mark)
 	}
 	return s
 }

@@ -200,7 +200,7 @@ func (e *Env) NewTable(t testing.TB) *aztables.Client {
 		t.Fatalf("azurite: creating table %s: %v", name, err)
 	}
 	t.Cleanup(func() { e.deleteTable(t, name) })
-	return register(svc.NewClient(name), name)
+	return registerInfo(svc.NewClient(name), clientInfo{name: name, cs: e.ConnectionString})
 }
 
 func (e *Env) deleteTable(t testing.TB, name string) {
@@ -329,10 +329,11 @@ func serviceClient(t testing.TB, cs string, o *aztables.ClientOptions) *aztables
 func tableClient(t testing.TB, cs, name string, o *aztables.ClientOptions) *aztables.Client {
 	t.Helper()
 	c := serviceClient(t, cs, o).NewClient(name)
+	info := clientInfo{name: name, cs: cs}
 	if o != nil {
-		return register(c, name) // custom options: no tablelog twin
+		info.options = &o.ClientOptions
 	}
-	return registerInfo(c, clientInfo{name: name, cs: cs})
+	return registerInfo(c, info)
 }
 
 // clientInfo is how the harness built an aztables client: enough to build
@@ -341,6 +342,9 @@ type clientInfo struct {
 	name   string
 	cs     string // connection string, or
 	sasURL string // service SAS URL
+	// options are custom azcore options the client was made with (nil:
+	// the harness's); the twin takes their retry and transport settings.
+	options *policy.ClientOptions
 }
 
 // names maps the clients this package made to their clientInfo (aztables

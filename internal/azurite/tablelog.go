@@ -28,36 +28,41 @@ func ClientOptions() *tablelog.ClientOptions {
 // other clients. Safe for concurrent use.
 func Tablelog(t testing.TB, c *aztables.Client) *tablelog.Client {
 	t.Helper()
+	tc, ok := TryTablelog(t, c)
+	if !ok {
+		t.Fatalf("azurite: Tablelog: the client was not made by the harness with default options")
+	}
+	return tc
+}
+
+// TryTablelog is Tablelog, reporting false (instead of failing the test)
+// for a client it cannot twin: one not made by the harness, or made with
+// custom options.
+func TryTablelog(t testing.TB, c *aztables.Client) (*tablelog.Client, bool) {
+	t.Helper()
 	v, _ := names.Load(c)
 	info, _ := v.(clientInfo)
 	var (
 		tc  *tablelog.Client
 		err error
 	)
+	opts := ClientOptions()
+	if info.options != nil {
+		opts = &tablelog.ClientOptions{ClientOptions: *info.options}
+	}
 	switch {
 	case info.cs != "":
-		tc, err = tablelog.NewClientFromConnectionString(info.cs, info.name, ClientOptions())
+		tc, err = tablelog.NewClientFromConnectionString(info.cs, info.name, opts)
 	case info.sasURL != "":
 		base, sas, _ := strings.Cut(info.sasURL, "?")
 		tc, err = tablelog.NewClientWithNoCredential(strings.TrimSuffix(base, "/")+"/"+info.name+"?"+sas, ClientOptions())
 	default:
-		t.Fatalf("azurite: Tablelog: the client was not made by the harness with default options")
+		return nil, false
 	}
 	if err != nil {
 		t.Fatalf("azurite: %v", err)
 	}
-
-	return tc
-}
-
-
-
-// TablelogName returns the table name of a client made by Tablelog, or "".
-func TablelogName(c *tablelog.Client) string {
-	if c == nil {
-		return ""
-	}
-	return c.Name()
+	return tc, true
 }
 
 // ServiceURL returns the table service URL through the shared proxy (the
