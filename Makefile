@@ -8,10 +8,10 @@ DEMO_DIR  := .azurite
 DEMO_PORT ?= 10002
 FUZZTIME  ?= 10s
 
-.PHONY: test demo bench fuzz vet fmt-check azurite build clean demo-stop
+.PHONY: test demo bench fuzz vet fmt-check tidy-check azurite build clean demo-stop
 
-## test: install what is missing, then vet, gofmt check, race tests, short fuzz runs
-test: azurite vet fmt-check build
+## test: install what is missing, then vet, gofmt and go.mod checks, race tests, short fuzz runs
+test: azurite vet fmt-check tidy-check build
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
@@ -28,6 +28,10 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './$(AZURITE)/node_modules/*')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+## tidy-check: go.mod and go.sum are what `go mod tidy` makes them (direct deps not // indirect)
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
 ## fuzz: each fuzz target for FUZZTIME (crashers land in testdata/fuzz and become regression cases)
 fuzz:
