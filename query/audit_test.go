@@ -23,7 +23,7 @@ func auditTrail(t *testing.T) (*aztables.Client, []auditlog.Event) {
 	tbl := azurite.Get(t).NewTable(t)
 	var clock atomic.Int64
 	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
-	w, err := auditlog.New(tbl, auditlog.Options{Service: "billing", Now: now})
+	w, err := auditlog.New(azurite.Tablelog(t, tbl), auditlog.Options{Service: "billing", Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
