@@ -75,9 +75,8 @@ func (c *Client) SubmitTransaction(ctx context.Context, actions []aztables.Trans
 		c.bufs.Put(buf)
 		return aztables.TransactionResponse{}, err
 	}
-	body := &pooledBody{Reader: bytes.NewReader(buf.Bytes()), c: c, buf: buf}
-	body.refs.Store(2)
-	defer body.release()
+	body := &batchBody{b: buf.Bytes()}
+	defer body.release(c, buf)
 	if err := req.SetBody(body, c.bounds.contentType); err != nil {
 		return aztables.TransactionResponse{}, err
 	}

@@ -323,28 +323,52 @@ type nopCloser struct{ io.ReadSeeker }
 
 func (nopCloser) Close() error { return nil }
 
-// pooledBody is a $batch body whose buffer goes back to the pool once both
-// the transport has closed it and the call has returned: a transport may
-// still be reading the body after the response arrived.
-type pooledBody struct {
-	*bytes.Reader
-	c    *Client
-	buf  *bytes.Buffer
-	refs atomic.Int32 // 2 at start: the transport's Close and the caller's release
-	once atomic.Bool
+// batchBody is a $batch request body over a pooled buffer. The buffer
+// goes back to the pool only when the body was read to its end: azcore's
+// retry policy closes a body when the call returns, but a transport may
+// still be writing it then (a cancelled request, an early answer), and a
+// buffer reused under it would race. A body left unread is left to the
+// garbage collector instead.
+type batchBody struct {
+	b   []byte
+	off atomic.Int64 // written by the transport's Read, read by release
 }
 
-func (b *pooledBody) Close() error {
-	if b.once.CompareAndSwap(false, true) {
-		b.release()
+func (r *batchBody) Read(p []byte) (int, error) {
+	off := r.off.Load()
+	if off >= int64(len(r.b)) {
+		return 0, io.EOF
 	}
-	return nil
+	n := copy(p, r.b[off:])
+	r.off.Add(int64(n))
+	return n, nil
 }
 
-func (b *pooledBody) release() {
-	if b.refs.Add(-1) == 0 {
-		if b.buf.Cap() <= 8<<20 {
-			b.c.bufs.Put(b.buf)
-		}
+func (r *batchBody) Seek(offset int64, whence int) (int64, error) {
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = offset
+	case io.SeekCurrent:
+		abs = r.off.Load() + offset
+	case io.SeekEnd:
+		abs = int64(len(r.b)) + offset
+	default:
+		return 0, errors.New("tablelog: invalid whence")
+	}
+	if abs < 0 {
+		return 0, errors.New("tablelog: negative position")
+	}
+	r.off.Store(abs)
+	return abs, nil
+}
+
+func (r *batchBody) Close() error { return nil }
+
+// release returns buf to the client's pool if the transport read the whole
+// body.
+func (r *batchBody) release(c *Client, buf *bytes.Buffer) {
+	if r.off.Load() == int64(len(r.b)) && buf.Cap() <= 8<<20 {
+		c.bufs.Put(buf)
 	}
 }
