@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/tablelog/tablelog"
@@ -269,4 +271,55 @@ func sasSig(sas string) string {
 		}
 	}
 	return "no-sig"
+}
+
+// TestLoggingNeverShowsSecrets turns azcore's logging on and checks that no
+// request line, header or error it logs carries the SAS signature or the
+// shared key signature.
+func TestLoggingNeverShowsSecrets(t *testing.T) {
+	env := azurite.Get(t)
+	name := azurite.TableName(env.NewTable(t))
+	var mu sync.Mutex
+	var lines []string
+	azlog.SetListener(func(_ azlog.Event, msg string) {
+		mu.Lock()
+		lines = append(lines, msg)
+		mu.Unlock()
+	})
+	defer azlog.SetListener(nil)
+	ctx := ctxT(t)
+	sas := env.AccountSAS(t, env.ServiceURL(), aztables.AccountSASPermissions{Add: true}, aztables.AccountSASResourceTypes{Object: true})
+	w, err := tablelog.NewClientWithNoCredential(env.ServiceURL()+"/"+name+"?"+sas, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.SubmitTransaction(ctx, adds("p", 3, nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = w.NewListEntitiesPager(nil).NextPage(ctx) // 403, logged as an error
+	k, err := tablelog.NewClientWithSharedKey(env.ServiceURL()+"/"+name, env.SharedKey(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.AddEntity(ctx, entity("p", "k", ""), nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lines) < 4 {
+		t.Fatalf("azcore logged %d lines; the listener is not reached", len(lines))
+	}
+	sig := sasSig(sas)
+	redacted := 0
+	for _, l := range lines {
+		if strings.Contains(l, sig) || strings.Contains(l, "SharedKeyLite "+azurite.AccountName+":") {
+			t.Fatalf("a log line carries a secret: %q", l)
+		}
+		if strings.Contains(l, "sig=REDACTED") {
+			redacted++
+		}
+	}
+	if redacted == 0 {
+		t.Fatal("no logged URL shows the SAS's sig parameter redacted: the URLs were not logged")
+	}
 }
