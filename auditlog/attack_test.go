@@ -440,7 +440,7 @@ func randomAttackRun(t *testing.T, seed uint64) {
 			b.plant(raw)
 		}
 	}
-	writers := []*Writer{b.writer(svc), b.writer(svc), nil}
+	writers := []*Writer{b.writer(svc), b.writer(svc), b.writer(svc)}
 	attack(0)
 	for d := range 5 {
 		b.setDay(d)

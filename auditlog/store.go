@@ -1,13 +1,9 @@
 package auditlog
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +12,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/tablelog/tablelog"
+	"github.com/tablelog/tablelog/internal/azure"
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
@@ -38,6 +36,8 @@ type ReadTable interface {
 var (
 	_ Table     = (*aztables.Client)(nil)
 	_ ReadTable = (*aztables.Client)(nil)
+	_ Table     = (*tablelog.Client)(nil)
+	_ ReadTable = (*tablelog.Client)(nil)
 )
 
 // errKind classifies a storage error.
@@ -52,32 +52,24 @@ const (
 )
 
 // classify returns the kind of err and, for throttling, the server's
-// Retry-After.
+// Retry-After (every form: seconds, HTTP date, x-ms-retry-after-ms). The
+// status and code are the failed operation's own, for a transaction too
+// (internal/azure reads them from either client's error).
 func classify(err error) (errKind, time.Duration) {
 	if err == nil {
 		return kindOK, 0
 	}
-	var re *azcore.ResponseError
-	if !errors.As(err, &re) {
+	f := azure.Inspect(err)
+	if f.Response == nil {
 		// Network errors, per-attempt timeouts, dropped connections.
 		return kindTransient, 0
 	}
-	status, code := re.StatusCode, re.ErrorCode
-	if status == http.StatusAccepted || code == "" {
-		if s, c, ok := batchError(re); ok {
-			status, code = s, c
-		}
-	}
-	var after time.Duration
-	if re.RawResponse != nil {
-		after = retryAfter(re.RawResponse.Header.Get("Retry-After"))
-	}
 	switch {
-	case code == "EntityAlreadyExists" || status == http.StatusConflict && code == "":
+	case f.Code == "EntityAlreadyExists" || f.Status == http.StatusConflict && f.Code == "":
 		return kindConflict, 0
-	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests, status >= 500:
-		return kindTransient, after
-	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
+	case azure.RetryableStatus(f.Status, f.Code):
+		return kindTransient, f.RetryAfter
+	case f.Status == http.StatusBadRequest || f.Status == http.StatusRequestEntityTooLarge:
 		return kindBadEntity, 0
 	default:
 		return kindPermanent, 0
@@ -85,7 +77,7 @@ func classify(err error) (errKind, time.Duration) {
 }
 
 // batchError extracts the status and error code of the failed operation
-// from an entity-group transaction's multipart response (the SDK reports
+// from an entity-group transaction's multipart response (aztables reports
 // the outer 202 only).
 func batchError(re *azcore.ResponseError) (status int, code string, ok bool) {
 	if re.RawResponse == nil {
@@ -95,46 +87,20 @@ func batchError(re *azcore.ResponseError) (status int, code string, ok bool) {
 	if err != nil {
 		return 0, "", false
 	}
-	i := bytes.Index(body, []byte("HTTP/1.1 "))
-	if i < 0 {
-		return 0, "", false
-	}
-	rest := body[i+len("HTTP/1.1 "):]
-	if len(rest) < 3 {
-		return 0, "", false
-	}
-	status, err = strconv.Atoi(string(rest[:3]))
-	if err != nil {
-		return 0, "", false
-	}
-	if j := bytes.Index(rest, []byte(`"code":"`)); j >= 0 {
-		c := rest[j+len(`"code":"`):]
-		if k := bytes.IndexByte(c, '"'); k >= 0 {
-			code = string(c[:k])
-		}
-	}
-	return status, code, true
+	status, code, _, ok = azure.BatchFailure(body)
+	return status, code, ok
 }
 
+// retryAfter parses a Retry-After value (seconds or an HTTP date).
 func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return time.Until(t)
-	}
-	return 0
+	return azure.RetryAfter(http.Header{"Retry-After": {v}})
 }
 
-// backoff returns the delay before retry number attempt (0-based): full
-// jitter over an exponential ceiling, at least the server's Retry-After.
+// backoff returns the delay before retry number attempt (0-based): jitter
+// over an exponential ceiling (25 ms doubling up to 3.2 s), at least the
+// server's Retry-After.
 func backoff(attempt int, after time.Duration) time.Duration {
-	ceil := 25 * time.Millisecond << min(attempt, 7) // up to 3.2 s
-	d := time.Duration(rand.Int64N(int64(ceil))) + ceil/4
-	return max(d, after)
+	return azure.Backoff(attempt, 25*time.Millisecond, 3200*time.Millisecond, after)
 }
 
 // sleep waits d or until ctx is done.
@@ -155,35 +121,18 @@ func noRetry(ctx context.Context) context.Context {
 	return policy.WithRetryOptions(ctx, policy.RetryOptions{MaxRetries: -1})
 }
 
-// describe renders a storage error without the request's URL (which may
-// carry a SAS token).
+// describe renders a storage error without the request's URL query (which
+// may carry a SAS token) or other secrets: "STATUS CODE" for an answer
+// (a transaction's failed operation's own), the redacted message otherwise.
 func describe(err error) string {
-	var re *azcore.ResponseError
-	if errors.As(err, &re) {
-		status, code := re.StatusCode, re.ErrorCode
-		if status == http.StatusAccepted || code == "" {
-			if s, c, ok := batchError(re); ok {
-				status, code = s, c
-			}
-		}
+	if f := azure.Inspect(err); f.Response != nil {
+		code := f.Code
 		if code == "" {
-			code = http.StatusText(status)
+			code = http.StatusText(f.Status)
 		}
-		return fmt.Sprintf("%d %s", status, code)
+		return fmt.Sprintf("%d %s", f.Status, code)
 	}
-	s := err.Error()
-	if i := strings.Index(s, "?"); i >= 0 && strings.Contains(s, "sig=") {
-		// url.Error quoting a SAS URL: cut the query.
-		s = s[:i] + "?…" + afterQuote(s[i:])
-	}
-	return s
-}
-
-func afterQuote(s string) string {
-	if i := strings.IndexByte(s, '"'); i >= 0 {
-		return s[i:]
-	}
-	return ""
+	return azure.Redact(err).Error()
 }
 
 // listOptions builds a query on one partition with an optional RowKey
@@ -235,17 +184,8 @@ func catalogOptions(service string) *aztables.ListEntitiesOptions {
 }
 
 func rowKeyOf(raw []byte) string {
-	const k = `"RowKey":"`
-	i := bytes.Index(raw, []byte(k))
-	if i < 0 {
-		return ""
-	}
-	rest := raw[i+len(k):]
-	j := bytes.IndexByte(rest, '"')
-	if j < 0 {
-		return ""
-	}
-	return string(rest[:j])
+	rk, _ := azure.RowKey(raw)
+	return rk
 }
 
 // parseDay parses "yyyyMMdd".

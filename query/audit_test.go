@@ -25,7 +25,7 @@ func auditTrail(t *testing.T) (*aztables.Client, []auditlog.Event) {
 	tbl := azurite.Get(t).NewTable(t)
 	var clock atomic.Int64
 	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
-	w, err := auditlog.New(tbl, auditlog.Options{Service: "billing", Now: now})
+	w, err := auditlog.New(azurite.Tablelog(t, tbl), auditlog.Options{Service: "billing", Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func seqRange(hi, lo int64, keep func(int64) bool) []int64 {
 func TestAudit(t *testing.T) {
 	t.Parallel()
 	tbl, written := auditTrail(t)
-	r := New(tbl)
+	r := New(twin(t, tbl))
 	r.now = func() time.Time { return time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC) }
 
 	// Everything, newest first across days, every field carried.

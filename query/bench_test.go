@@ -112,7 +112,7 @@ func BenchmarkTail(b *testing.B) {
 	benchSetup(b)
 	b.Logf("loaded %d + %d entities in %v", benchBig, benchSmall, bench.load.Round(time.Millisecond))
 	ctx := context.Background()
-	r := New(bench.tbl)
+	r := New(twin(b, bench.tbl))
 	top := int32(100)
 	bigFilter := "PartitionKey eq '" + bench.bigPK + "'"
 	smallFilter := "PartitionKey eq '" + bench.smallPK + "'"
@@ -184,7 +184,7 @@ func BenchmarkTail(b *testing.B) {
 func BenchmarkReadOverhead(b *testing.B) {
 	benchSetup(b)
 	ctx := context.Background()
-	r := New(bench.tbl)
+	r := New(twin(b, bench.tbl))
 	top := int32(100)
 	pkFilter := "PartitionKey eq '" + bench.bigPK + "'"
 	sameFilter := pkFilter + " and Severity ge 0"

@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/tablelog/tablelog/internal/azure"
 )
 
 // Sentinel errors. Every error the package returns from a request wraps one
@@ -84,9 +83,10 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Kind, e.cause}
 }
 
-// mapError turns an error from the aztables client into an *Error wrapping a
+// mapError turns an error from the table client into an *Error wrapping a
 // sentinel. A context error (ctx is done) is returned as ctx.Err(). op names
 // the operation for the message. The audit reader (audit.go) uses it too.
+// Status and code come from internal/azure, as for every package.
 func mapError(ctx context.Context, op string, err error) error {
 	if err == nil {
 		return nil
@@ -98,59 +98,32 @@ func mapError(ctx context.Context, op string, err error) error {
 	if errors.As(err, &qe) {
 		return err
 	}
-	var re *azcore.ResponseError
-	if errors.As(err, &re) {
-		e := &Error{Op: op, StatusCode: re.StatusCode, Code: re.ErrorCode, cause: re}
+	f := azure.Inspect(err)
+	if f.Response != nil {
+		e := &Error{Op: op, StatusCode: f.Status, Code: f.Code, cause: err}
 		switch {
-		case re.StatusCode == http.StatusNotFound:
+		case f.Status == http.StatusNotFound:
 			e.Kind = ErrTableNotFound
-		case re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden:
+		case f.Status == http.StatusUnauthorized || f.Status == http.StatusForbidden:
 			e.Kind = ErrAuth
-		case re.StatusCode == http.StatusTooManyRequests || re.ErrorCode == "ServerBusy":
+		case f.Throttled():
 			e.Kind = ErrThrottled
-		case re.StatusCode == http.StatusBadRequest || re.StatusCode == http.StatusNotImplemented:
+		case f.Status == http.StatusBadRequest || f.Status == http.StatusNotImplemented:
 			e.Kind = ErrInvalidQuery
 		default:
 			e.Kind = ErrUnavailable
 		}
 		return e
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		// A deadline of the transport or of the client's retry policy, not
-		// of ctx: the service did not answer in time.
-		return &Error{Op: op, Kind: ErrUnavailable, cause: err}
-	}
-	// Network errors (*url.Error, net.Error) and anything else.
+	// Network errors (*url.Error, net.Error), a deadline of the transport
+	// or of the client's retry policy (not of ctx: the service did not
+	// answer in time), and anything else.
 	return &Error{Op: op, Kind: ErrUnavailable, cause: err}
 }
 
 // redact returns err's message with any URL reduced to scheme, host and
-// path: a *url.Error carries the request URL, whose query string can hold a
-// SAS signature.
-func redact(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		u, perr := url.Parse(ue.URL)
-		where := "request"
-		if perr == nil {
-			where = u.Scheme + "://" + u.Host + u.EscapedPath()
-		}
-		inner := "error"
-		if ue.Err != nil {
-			inner = ue.Err.Error()
-		}
-		return ue.Op + " " + where + ": " + inner
-	}
-	msg := err.Error()
-	// Defence in depth: cut anything after a '?' that looks like a query
-	// string with a signature.
-	if i := strings.Index(msg, "sig="); i >= 0 {
-		if j := strings.LastIndexByte(msg[:i], '?'); j >= 0 {
-			msg = msg[:j] + "?<redacted>"
-		}
-	}
-	return msg
-}
+// path and other secrets removed (internal/azure.Redact).
+func redact(err error) string { return azure.Redact(err).Error() }
 
 // invalid returns an error wrapping ErrInvalidQuery.
 func invalid(format string, args ...any) error {

@@ -74,7 +74,7 @@ func TestErrorAuth(t *testing.T) {
 	name := env.NewTable(t)
 	tn := azurite.TableName(name)
 	// A write-only SAS (add permission only): reads are refused.
-	addOnly := New(env.AddOnlyTable(t, tn))
+	addOnly := New(twin(t, env.AddOnlyTable(t, tn)))
 	err := firstErr(addOnly, t.Context(), Logs{Service: "svc", Until: day0})
 	if !errors.Is(err, ErrAuth) {
 		t.Fatalf("add-only SAS: got %v, want ErrAuth", err)
@@ -147,7 +147,7 @@ func TestCancelEndsIterationPromptly(t *testing.T) {
 	}
 	put(t, tbl, "cancel", es, 1)
 	p := env.NewProxy(t)
-	r := New(p.Table(t, azurite.TableName(tbl)))
+	r := New(twin(t, p.Table(t, azurite.TableName(tbl))))
 	q := Logs{Service: "cancel", Since: day0, Until: day0.Add(time.Hour)}
 
 	// Between records.

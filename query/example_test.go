@@ -9,20 +9,20 @@ import (
 	"os"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/tablelog/tablelog"
 	"github.com/tablelog/tablelog/query"
 )
 
 // logsTable returns a client for the logs table from a connection string in
 // the environment (Azurite's or a real account's).
-func logsTable() *aztables.Client {
-	svc, err := aztables.NewServiceClientFromConnectionString(os.Getenv("TABLELOG_CONNECTION_STRING"), nil)
+func logsTable() *tablelog.Client {
+	logs, err := tablelog.NewClientFromConnectionString(os.Getenv("TABLELOG_CONNECTION_STRING"), "logs", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	return svc.NewClient("logs")
+	return logs
 }
 
 // Read the warnings and errors of one user in the last hour, newest first.

@@ -304,7 +304,7 @@ func TestFilterHostileValuesAzurite(t *testing.T) {
 			Groups: map[string]map[string]any{"req": {"v": v}}})
 	}
 	put(t, tbl, "hostile", es, 1)
-	r := New(tbl)
+	r := New(twin(t, tbl))
 	match := func(w Filter) []string {
 		t.Helper()
 		var out []string

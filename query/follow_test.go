@@ -75,7 +75,7 @@ func TestFollowTwoWritersDelayedFlushesDayRollover(t *testing.T) {
 	}
 	old.flush()
 
-	r := New(tbl)
+	r := New(twin(t, tbl))
 	r.now = now
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -217,7 +217,7 @@ func TestFollowSinceLimitUntil(t *testing.T) {
 	t.Parallel()
 	tbl := azurite.Get(t).NewTable(t)
 	now := fakeClock(day0.Add(12 * time.Hour))
-	r := New(tbl)
+	r := New(twin(t, tbl))
 	r.now = now
 	var es []*entry
 	for i := range 10 {

@@ -213,3 +213,16 @@ func newestFirst(es []*entry) []ulid.ULID {
 
 // day0 is a fixed day in the past used by tests that pin Until.
 var day0 = time.Date(2025, 3, 10, 0, 0, 0, 0, time.UTC)
+
+// twin returns the tablelog.Client twin of a harness-made *aztables.Client
+// (same table, endpoint, credential), so the suite reads through
+// tablelog.Client; other tables are returned as they are.
+func twin(t testing.TB, tbl Table) Table {
+	t.Helper()
+	if c, ok := tbl.(*aztables.Client); ok {
+		if tc, ok := azurite.TryTablelog(t, c); ok {
+			return tc
+		}
+	}
+	return tbl
+}

@@ -31,7 +31,7 @@ func TestLogsNewestFirstAcrossDays(t *testing.T) {
 	put(t, tbl, "svc-a", es, 4)
 	put(t, tbl, "svc-a-b", other, 4) // a service whose name extends svc-a
 
-	spy := &spyTable{Table: tbl}
+	spy := &spyTable{Table: twin(t, tbl)}
 	r := New(spy)
 	got := collect(t, r.Logs(t.Context(), Logs{Service: "svc-a", Since: day0.AddDate(0, 0, -2), Until: day0.AddDate(0, 0, 1)}))
 	if want := newestFirst(es); !slices.Equal(ids(got), want) {
@@ -75,7 +75,7 @@ func TestLogsMillisecondBounds(t *testing.T) {
 		es = append(es, &entry{Time: base.Add(off), Msg: off.String()})
 	}
 	put(t, tbl, "ms", es, 1)
-	r := New(tbl)
+	r := New(twin(t, tbl))
 	cases := []struct {
 		since, until time.Duration
 		want         []string
@@ -107,7 +107,7 @@ func TestLogsPagingAndLimit(t *testing.T) {
 	}
 	put(t, tbl, "pages", es, 4)
 	want := newestFirst(es)
-	spy := &spyTable{Table: tbl}
+	spy := &spyTable{Table: twin(t, tbl)}
 	r := New(spy)
 	q := Logs{Service: "pages", Since: day0, Until: day0.Add(time.Hour)}
 
@@ -167,7 +167,7 @@ func TestLogsDefaultWindowAndCatalog(t *testing.T) {
 	putCatalog(t, tbl, "win", day0.AddDate(0, 0, -20), day0)
 	putCatalog(t, tbl, "win-other", day0.AddDate(0, 0, -25))
 
-	spy := &spyTable{Table: tbl}
+	spy := &spyTable{Table: twin(t, tbl)}
 	r := New(spy)
 	until := day0.AddDate(0, 0, 1)
 	got := collect(t, r.Logs(t.Context(), Logs{Service: "win", Until: until}))
@@ -212,7 +212,7 @@ func TestLogsServerAndClientFilters(t *testing.T) {
 		e.Time = base.Add(time.Duration(i) * time.Second)
 	}
 	put(t, tbl, "flt", es, 1)
-	spy := &spyTable{Table: tbl}
+	spy := &spyTable{Table: twin(t, tbl)}
 	r := New(spy)
 	q := Logs{Service: "flt", Since: day0, Until: day0.Add(24 * time.Hour)}
 	msgs := func(q Logs) []string {
@@ -273,7 +273,7 @@ func TestLogsRecordFields(t *testing.T) {
 		Fields: map[string]any{"user_id": "u-1", "n": 7, "ok": true, "ratio": 0.5, "http.method": "GET"},
 		Groups: map[string]map[string]any{"req": {"id": "r-1"}}}
 	put(t, tbl, "rec", []*entry{e}, 1)
-	got := collect(t, New(tbl).Logs(t.Context(), Logs{Service: "rec", Until: day0.AddDate(0, 0, 1)}))
+	got := collect(t, New(twin(t, tbl)).Logs(t.Context(), Logs{Service: "rec", Until: day0.AddDate(0, 0, 1)}))
 	if len(got) != 1 {
 		t.Fatalf("got %d records", len(got))
 	}

@@ -14,7 +14,7 @@ import (
 func TestServicesAndDays(t *testing.T) {
 	t.Parallel()
 	tbl := azurite.Get(t).NewTable(t)
-	r := New(tbl)
+	r := New(twin(t, tbl))
 	if s, err := r.Services(t.Context()); err != nil || len(s) != 0 {
 		t.Fatalf("empty table: %v %v", s, err)
 	}

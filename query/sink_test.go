@@ -37,7 +37,7 @@ func TestEndToEndWithSink(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := New(tbl)
+	r := New(twin(t, tbl))
 	recs := collect(t, r.Logs(t.Context(), Logs{Service: "e2e", MinLevel: AllLevels}))
 	var msgs []string
 	for _, rec := range recs {

@@ -21,7 +21,7 @@ func TestTail(t *testing.T) {
 		today = append(today, &entry{Time: day0.Add(time.Duration(i) * time.Minute), Msg: "t"})
 	}
 	put(t, tbl, "tail", append(slices.Clone(yesterday), today...), 2)
-	spy := &spyTable{Table: tbl}
+	spy := &spyTable{Table: twin(t, tbl)}
 	r := New(spy)
 	until := day0.AddDate(0, 0, 1)
 

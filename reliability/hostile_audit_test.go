@@ -221,7 +221,7 @@ func TestHostileAuditEvents(t *testing.T) {
 		}
 	}
 	got := 0
-	for ev, err := range query.New(client).Audit(ctx, query.Audit{Service: service}) {
+	for ev, err := range query.New(azurite.Tablelog(t, client)).Audit(ctx, query.Audit{Service: service}) {
 		if err != nil {
 			t.Fatalf("query.Audit: %v", err)
 		}

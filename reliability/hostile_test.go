@@ -719,7 +719,7 @@ func runHostile(t *testing.T, client *aztables.Client, service, api string, h ho
 		q.Until = time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC)
 	}
 	found := 0
-	for _, err := range query.New(azurite.Get(t).DirectTable(t, azuriteName(t, client))).Logs(ctxT(t, time.Minute), q) {
+	for _, err := range query.New(azurite.Tablelog(t, azurite.Get(t).DirectTable(t, azuriteName(t, client)))).Logs(ctxT(t, time.Minute), q) {
 		if err != nil {
 			t.Errorf("query: %v", err)
 			break

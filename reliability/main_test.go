@@ -70,9 +70,17 @@ func (e *errLog) String() string {
 }
 
 // newSink returns a Sink on tbl whose errors go to the returned errLog; it
-// is closed in t.Cleanup if the test did not close it.
+// is closed in t.Cleanup if the test did not close it. An *aztables.Client
+// made by the harness is replaced by its tablelog.Client twin (same table,
+// endpoint, credential and retry options): the suite runs against
+// tablelog.Client.
 func newSink(t testing.TB, tbl sink.Table, o sink.Options) (*sink.Sink, *errLog) {
 	t.Helper()
+	if c, ok := tbl.(*aztables.Client); ok {
+		if tc, ok := azurite.TryTablelog(t, c); ok {
+			tbl = tc
+		}
+	}
 	if o.Service == "" {
 		o.Service = "rel"
 	}

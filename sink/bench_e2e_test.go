@@ -19,12 +19,14 @@ import (
 // strict proxy, so the proxy's CPU does not weigh on either side) five
 // ways and prints records/s and the ratios:
 //
-//   - sink:        100,000 zap records with 10 fields through Sink.Core, then Close;
+//   - sink:        100,000 zap records with 10 fields through Sink.Core on a
+//     tablelog.Client, then Close;
 //   - sink-spool:  the same with Options.SpoolDir (interval fsync, the default);
 //   - sink-spool-every-record: the same with SpoolSyncEveryRecord, fewer
 //     records (TABLELOG_BENCH_SYNC, default 3,000; records/s scales);
 //   - submit-loop: the same number of pre-encoded entities of the same shape
-//     sent by a hand-written loop of 100-entity SubmitTransaction calls;
+//     sent by a hand-written loop of 100-entity SubmitTransaction calls of
+//     an *aztables.Client (the baseline: what an application got before);
 //   - add-entity:  one AddEntity per pre-encoded entity (fewer records,
 //     TABLELOG_BENCH_ADD, default 2,000; records/s scales).
 //
@@ -72,7 +74,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 				if o.SpoolDir != "" {
 					o.SpoolDir = spoolDir(b)
 				}
-				s, err := New(tbl, o)
+				s, err := New(azurite.Tablelog(b, tbl), o)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -36,11 +36,18 @@ func faultyTable(t *testing.T) (*azurite.Proxy, *aztables.Client) {
 var fastRetry = Options{MinRetryInterval: 5 * time.Millisecond, MaxRetryInterval: 100 * time.Millisecond, RequestTimeout: 10 * time.Second}
 
 // Behaviour 4: every kind of transient fault; exactly N entities stored.
+// TestExactlyOnceUnderFaults runs against tablelog.Client and, for
+// compatibility, *aztables.Client.
 func TestExactlyOnceUnderFaults(t *testing.T) {
+	t.Run("tablelog", func(t *testing.T) { testExactlyOnceUnderFaults(t, newSink) })
+	t.Run("aztables", func(t *testing.T) { testExactlyOnceUnderFaults(t, newSDKSink) })
+}
+
+func testExactlyOnceUnderFaults(t *testing.T, mk func(testing.TB, Table, Options) (*Sink, *errs)) {
 	p, tbl := faultyTable(t)
 	o := fastRetry
 	o.BatchSize = 10
-	s, _ := newSink(t, tbl, o)
+	s, _ := mk(t, tbl, o)
 	p.SetFaults(azurite.Faults{
 		Seed:                7,
 		StatusRate:          0.08, // 503

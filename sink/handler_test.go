@@ -34,13 +34,20 @@ func asSlogMap(e schema.Entity) map[string]any {
 	return m
 }
 
+// TestHandlerSlogtest runs slogtest against tablelog.Client and, for
+// compatibility, *aztables.Client.
 func TestHandlerSlogtest(t *testing.T) {
+	t.Run("tablelog", func(t *testing.T) { testHandlerSlogtest(t, newSink) })
+	t.Run("aztables", func(t *testing.T) { testHandlerSlogtest(t, newSDKSink) })
+}
+
+func testHandlerSlogtest(t *testing.T, mk func(testing.TB, Table, Options) (*Sink, *errs)) {
 	env := azurite.Get(t)
 	var s *Sink
 	var tbl *aztables.Client
 	slogtest.Run(t, func(t *testing.T) slog.Handler {
 		tbl = env.NewTable(t)
-		s, _ = newSink(t, tbl, Options{FlushInterval: time.Hour})
+		s, _ = mk(t, tbl, Options{FlushInterval: time.Hour})
 		return s.Handler(nil)
 	}, func(t *testing.T) map[string]any {
 		if err := s.Flush(ctxT(t, 30*time.Second)); err != nil {

@@ -33,8 +33,20 @@ func (e *errs) all() []error {
 }
 
 // newSink returns a Sink on tbl closed in t.Cleanup, with errors collected
-// (and logged).
+// (and logged). An *aztables.Client made by the harness is replaced by its
+// tablelog.Client twin (same table, endpoint and credential): the suite
+// runs against tablelog.Client; newSDKSink keeps the SDK client for the
+// compatibility tests.
 func newSink(t testing.TB, tbl Table, opts Options) (*Sink, *errs) {
+	t.Helper()
+	if c, ok := tbl.(*aztables.Client); ok && azurite.TableName(c) != "" {
+		tbl = azurite.Tablelog(t, c)
+	}
+	return newSDKSink(t, tbl, opts)
+}
+
+// newSDKSink is newSink without replacing an *aztables.Client.
+func newSDKSink(t testing.TB, tbl Table, opts Options) (*Sink, *errs) {
 	t.Helper()
 	if opts.Service == "" {
 		opts.Service = "svc"

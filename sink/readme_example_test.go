@@ -22,7 +22,7 @@ import (
 func Example_zap() {
 	logs, ctx := &memTable{}, context.Background()
 	// README zap
-	s, err := sink.New(logs, sink.Options{Service: "checkout"}) // logs: an *aztables.Client
+	s, err := sink.New(logs, sink.Options{Service: "checkout"}) // logs: a *tablelog.Client
 	if err != nil {
 		log.Fatal(err)
 	}

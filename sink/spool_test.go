@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/tablelog/tablelog"
 	"github.com/tablelog/tablelog/internal/azurite"
 	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/internal/spool"
@@ -44,12 +45,12 @@ func TestSpoolCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child process of TestSpoolCrashReplay")
 	}
-	svc, err := aztables.NewServiceClientFromConnectionString(os.Getenv(crashConnEnv), nil)
+	client, err := tablelog.NewClientFromConnectionString(os.Getenv(crashConnEnv), os.Getenv(crashTableEnv), nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: bad connection string")
 		os.Exit(2)
 	}
-	s, err := New(svc.NewClient(os.Getenv(crashTableEnv)), Options{
+	s, err := New(client, Options{
 		Service:       "crash",
 		SpoolDir:      dir,
 		FlushInterval: 200 * time.Millisecond,

@@ -1,25 +1,19 @@
 package sink
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/tablelog/tablelog"
+	"github.com/tablelog/tablelog/internal/azure"
 )
 
-// Table is the part of *aztables.Client the sink uses: entity-group
+// Table is the part of *tablelog.Client (and *aztables.Client) the sink uses: entity-group
 // transactions of inserts, single inserts (to isolate and repair a record
 // the service rejected) and table creation. Implementations must be safe for
 // concurrent use. Errors are expected in the shapes aztables returns them:
@@ -31,7 +25,10 @@ type Table interface {
 	CreateTable(ctx context.Context, opts *aztables.CreateTableOptions) (aztables.CreateTableResponse, error)
 }
 
-var _ Table = (*aztables.Client)(nil)
+var (
+	_ Table = (*aztables.Client)(nil)
+	_ Table = (*tablelog.Client)(nil)
+)
 
 // errClass says how the sink reacts to a failed request.
 type errClass int
@@ -104,171 +101,38 @@ func (e *OpError) Transient() bool { return e.class == transient }
 
 // classify maps an error from Table to an *OpError (nil for nil). hardCtx is
 // the sink's own lifetime context: a cancellation caused by it is
-// "aborted", not a network failure.
+// "aborted", not a network failure. The status, code and Retry-After come
+// from internal/azure, which reads a failed transaction's own operation
+// from either client's error shape.
 func classify(op string, err error, hardCtx context.Context) *OpError {
 	if err == nil {
 		return nil
 	}
-	var re *azcore.ResponseError
-	if errors.As(err, &re) {
-		e := &OpError{Op: op, StatusCode: re.StatusCode, Code: re.ErrorCode}
-		if re.RawResponse != nil {
-			e.RetryAfter = retryAfter(re.RawResponse.Header)
-			if re.StatusCode == http.StatusAccepted && op == "SubmitTransaction" {
-				// A failed transaction is answered 202 with the failed
-				// operation's response inside the multipart body.
-				if body, err := runtime.Payload(re.RawResponse); err == nil {
-					if st, code := innerStatus(body); st != 0 {
-						e.StatusCode, e.Code = st, code
-					}
-				}
-			}
-		}
-		e.class = statusClass(e.StatusCode, e.Code)
+	f := azure.Inspect(err)
+	if f.Response != nil {
+		e := &OpError{Op: op, StatusCode: f.Status, Code: f.Code, RetryAfter: f.RetryAfter}
+		e.class = statusClass(f)
 		return e
 	}
 	if hardCtx != nil && hardCtx.Err() != nil {
 		return &OpError{Op: op, Err: context.Canceled, class: aborted}
 	}
-	e := &OpError{Op: op, Err: redact(err), class: permanent}
-	if isTransport(err) {
+	e := &OpError{Op: op, Err: azure.Redact(err), class: permanent}
+	if f.Transport {
 		e.class = transient
 	}
 	return e
 }
 
-// statusClass classifies an HTTP status and service error code.
-func statusClass(status int, code string) errClass {
+// statusClass classifies an HTTP answer.
+func statusClass(f azure.Failure) errClass {
 	switch {
-	case status == http.StatusConflict && (code == "EntityAlreadyExists" || code == "TableAlreadyExists"):
+	case f.Exists():
 		return exists
-	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests, status >= 500:
+	case f.Retryable():
 		return transient
-	case status == http.StatusUnauthorized, status == http.StatusForbidden, status == http.StatusNotFound:
+	case f.Status == http.StatusUnauthorized, f.Status == http.StatusForbidden, f.Status == http.StatusNotFound:
 		return denied
-	case status == http.StatusConflict && (code == "TableBeingDeleted" || code == "OperationTimedOut"):
-		return transient
 	}
 	return permanent
-}
-
-// isTransport reports whether err is a failure to exchange the request
-// rather than an answer from the service: those are retried.
-func isTransport(err error) bool {
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne),
-		errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, io.EOF),
-		errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, syscall.ECONNREFUSED),
-		errors.Is(err, syscall.ECONNABORTED),
-		errors.Is(err, syscall.EPIPE),
-		errors.Is(err, context.DeadlineExceeded):
-		return true
-	}
-	var ue *url.Error
-	return errors.As(err, &ue) // any other failure to do the HTTP round trip
-}
-
-// retryAfter reads Retry-After (seconds or an HTTP date) or the
-// millisecond variants Azure services send.
-func retryAfter(h http.Header) time.Duration {
-	for _, k := range []string{"Retry-After-Ms", "X-Ms-Retry-After-Ms"} {
-		if v := h.Get(k); v != "" {
-			if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-				return time.Duration(ms * float64(time.Millisecond))
-			}
-		}
-	}
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		return time.Duration(s * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-// innerStatus finds the status line and error code of the first failed
-// operation in a batch response body ("HTTP/1.1 409 Conflict" followed by
-// a JSON odata.error).
-func innerStatus(body []byte) (status int, code string) {
-	rest := body
-	for {
-		i := bytes.Index(rest, []byte("HTTP/1.1 "))
-		if i < 0 {
-			return 0, ""
-		}
-		rest = rest[i+len("HTTP/1.1 "):]
-		if len(rest) < 3 {
-			return 0, ""
-		}
-		st, err := strconv.Atoi(string(rest[:3]))
-		if err != nil || st < 400 {
-			continue
-		}
-		return st, errorCode(rest)
-	}
-}
-
-// errorCode extracts "code":"..." from an OData error body.
-func errorCode(b []byte) string {
-	i := bytes.Index(b, []byte(`"code"`))
-	if i < 0 {
-		return ""
-	}
-	b = b[i+len(`"code"`):]
-	b = bytes.TrimLeft(b, " \t\r\n:")
-	if len(b) == 0 || b[0] != '"' {
-		return ""
-	}
-	b = b[1:]
-	j := bytes.IndexByte(b, '"')
-	if j < 0 || j > 100 {
-		return ""
-	}
-	return string(b[:j])
-}
-
-// redact removes URLs (which may carry a SAS token) from transport errors.
-func redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return &redactedError{op: ue.Op, endpoint: endpoint(ue.URL), err: redact(ue.Err)}
-	}
-	msg := err.Error()
-	if strings.Contains(msg, "sig=") || strings.Contains(msg, "AccountKey=") || strings.Contains(msg, "SharedAccessSignature=") {
-		return errors.New("request failed (details withheld: the message contained credentials)")
-	}
-	return err
-}
-
-type redactedError struct {
-	op, endpoint string
-	err          error
-}
-
-func (e *redactedError) Error() string {
-	return fmt.Sprintf("%s %s: %v", e.op, e.endpoint, e.err)
-}
-
-func (e *redactedError) Unwrap() error { return e.err }
-
-// endpoint returns scheme://host/path of a URL string, without the query.
-func endpoint(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(url withheld)"
-	}
-	return u.Scheme + "://" + u.Host + u.EscapedPath()
 }

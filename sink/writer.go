@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/tablelog/tablelog/internal/schema"
 )
@@ -406,6 +407,7 @@ func (w *txWriter) submit(recs []record) *OpError {
 	s := w.s
 	ctx, cancel := context.WithTimeout(s.hardCtx, s.opts.RequestTimeout)
 	defer cancel()
+	ctx = noSDKRetry(ctx)
 	if len(recs) == 1 {
 		_, err := s.table.AddEntity(ctx, recs[0].data, nil)
 		return classify("AddEntity", err, s.hardCtx)
@@ -425,7 +427,7 @@ func (w *txWriter) submit(recs []record) *OpError {
 func (s *Sink) insertOne(entity []byte, retryDenied bool) *OpError {
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(s.hardCtx, s.opts.RequestTimeout)
-		_, err := s.table.AddEntity(ctx, entity, nil)
+		_, err := s.table.AddEntity(noSDKRetry(ctx), entity, nil)
 		cancel()
 		e := classify("AddEntity", err, s.hardCtx)
 		if e == nil || e.class == exists {
@@ -473,4 +475,13 @@ func (s *Sink) backoff(attempt int, retryAfter time.Duration) bool {
 	case <-s.hardCtx.Done():
 		return false
 	}
+}
+
+// noSDKRetry turns off azcore's retry policy for one write of an
+// *aztables.Client (a tablelog.Client never retries writes): the sink
+// retries itself, with backoff, honouring Retry-After, and knowing that an
+// earlier attempt may have been stored, so azcore's retries would only
+// stack on top of its own.
+func noSDKRetry(ctx context.Context) context.Context {
+	return policy.WithRetryOptions(ctx, policy.RetryOptions{MaxRetries: -1})
 }

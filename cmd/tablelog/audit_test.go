@@ -33,7 +33,7 @@ var auditNow = time.Date(2025, 11, 25, 9, 0, 0, 0, time.UTC)
 func recordEvents(t *testing.T, tbl *aztables.Client, service string, key []byte, evs []auditlog.Event) {
 	t.Helper()
 	n := 0
-	w, err := auditlog.New(tbl, auditlog.Options{Service: service, Key: key, Now: func() time.Time { return auditNow.Add(time.Duration(n) * time.Second) }})
+	w, err := auditlog.New(azurite.Tablelog(t, tbl), auditlog.Options{Service: service, Key: key, Now: func() time.Time { return auditNow.Add(time.Duration(n) * time.Second) }})
 	if err != nil {
 		t.Fatal(err)
 	}

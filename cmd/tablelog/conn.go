@@ -12,9 +12,10 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/tablelog/tablelog"
 	"github.com/tablelog/tablelog/internal/account"
+	"github.com/tablelog/tablelog/internal/azure"
 )
 
 // Environment variables read for the connection, in order of precedence
@@ -139,7 +140,7 @@ func connStringEndpoint(cs, source string) (endpoint, error) {
 		ep.serviceURL = strings.TrimSuffix(u.String(), "/") + "/?" + strings.TrimPrefix(sas, "?")
 		return ep, nil
 	}
-	if _, err := aztables.NewServiceClientFromConnectionString(cs, nil); err != nil {
+	if _, err := tablelog.NewClientFromConnectionString(cs, "probe", nil); err != nil {
 		return ep, bad
 	}
 	return ep, nil
@@ -238,10 +239,11 @@ func checkTableName(flagName, name string) error {
 	return nil
 }
 
-// clientOptions are the SDK options of the CLI: a few quick retries, so a
-// wrong endpoint fails within seconds.
-func clientOptions() *aztables.ClientOptions {
-	return &aztables.ClientOptions{ClientOptions: policy.ClientOptions{
+// clientOptions are the client options of the CLI: a few quick read
+// retries, so a wrong endpoint fails within seconds (writes — prune's
+// deletes — retry in prune itself).
+func clientOptions() *tablelog.ClientOptions {
+	return &tablelog.ClientOptions{ClientOptions: policy.ClientOptions{
 		Retry: policy.RetryOptions{
 			MaxRetries:    3,
 			RetryDelay:    200 * time.Millisecond,
@@ -252,33 +254,37 @@ func clientOptions() *aztables.ClientOptions {
 	}}
 }
 
-// newServiceClient builds the client of ep.
-func newServiceClient(ep endpoint) (*aztables.ServiceClient, error) {
+// newTableClient builds the client of table name at ep.
+func newTableClient(ep endpoint, name string) (*tablelog.Client, error) {
 	switch ep.kind {
 	case kindConnectionString, kindEmulator:
-		svc, err := aztables.NewServiceClientFromConnectionString(ep.connectionString, clientOptions())
+		c, err := tablelog.NewClientFromConnectionString(ep.connectionString, name, clientOptions())
 		if err != nil {
 			return nil, fmt.Errorf("%s is not a valid storage connection string", ep.source)
 		}
-		return svc, nil
+		return c, nil
 	case kindSAS:
-		return aztables.NewServiceClientWithNoCredential(ep.serviceURL, clientOptions())
+		base, token, _ := strings.Cut(ep.serviceURL, "?")
+		c, err := tablelog.NewClientWithNoCredential(strings.TrimSuffix(base, "/")+"/"+name+"?"+token, clientOptions())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s", ep.source, azure.RedactWith(err.Error(), "<redacted>"))
+		}
+		return c, nil
 	case kindEntra:
 		cred, err := azidentity.NewDefaultAzureCredential(nil)
 		if err != nil {
 			return nil, fmt.Errorf("signing in with Microsoft Entra ID: %w", err)
 		}
-		return aztables.NewServiceClient(ep.serviceURL, cred, clientOptions())
+		return tablelog.NewClient(ep.serviceURL+"/"+name, cred, clientOptions())
 	}
 	return nil, fmt.Errorf("no connection configured")
 }
 
 // tables are the clients a command works with.
 type tables struct {
-	svc   *aztables.ServiceClient
 	ep    endpoint
-	logs  *aztables.Client
-	audit *aztables.Client
+	logs  *tablelog.Client
+	audit *tablelog.Client
 }
 
 // connect resolves the connection flags of command cmd and returns the
@@ -300,21 +306,15 @@ func (a *app) connect(cmd string, c connFlags) (*tables, error) {
 	if ep.kind == kindEmulator && ep.source == "default" {
 		fmt.Fprintf(a.stderr, "tablelog: no connection configured (--connection-string, --account-url, --sas or $%s); using the local emulator at %s\n", envConnectionString, emulatorURL)
 	}
-	svc, err := newServiceClient(ep)
+	logs, err := newTableClient(ep, c.logsTable)
 	if err != nil {
 		return nil, err
 	}
-	return &tables{svc: svc, ep: ep, logs: svc.NewClient(c.logsTable), audit: svc.NewClient(c.auditTable)}, nil
-}
-
-// Patterns of secrets in free text (errors from the SDK can carry request
-// URLs and connection-string fragments).
-var secretPatterns = []*regexp.Regexp{
-	regexp.MustCompile(`(?i)(AccountKey\s*=\s*)[^;\s"'&]+`),
-	regexp.MustCompile(`(?i)(SharedAccessSignature\s*=\s*)[^;\s"']+`),
-	regexp.MustCompile(`(?i)(\bsig=)[^&;\s"'<>]+`),
-	regexp.MustCompile(`(SharedKey(?:Lite)?\s+[^:\s]+:)[^\s"',;]+`),
-	regexp.MustCompile(`(?i)(\bBearer\s+)[A-Za-z0-9\-_.~+/]+=*`),
+	audit, err := newTableClient(ep, c.auditTable)
+	if err != nil {
+		return nil, err
+	}
+	return &tables{ep: ep, logs: logs, audit: audit}, nil
 }
 
 // redactText removes secrets from s: anything that looks like an account
@@ -329,10 +329,7 @@ func redactText(s string, secrets []string) string {
 			s = strings.ReplaceAll(s, form, "<redacted>")
 		}
 	}
-	for _, re := range secretPatterns {
-		s = re.ReplaceAllString(s, "${1}<redacted>")
-	}
-	return s
+	return azure.RedactWith(s, "<redacted>")
 }
 
 // redact removes secrets from a message before it is printed.

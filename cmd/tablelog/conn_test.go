@@ -86,8 +86,8 @@ func TestResolveEndpointPrecedence(t *testing.T) {
 			if tt.wantURL != "" && ep.serviceURL != tt.wantURL {
 				t.Errorf("service URL %q, want %q", ep.serviceURL, tt.wantURL)
 			}
-			if _, err := newServiceClient(ep); err != nil {
-				t.Errorf("newServiceClient: %v", err)
+			if _, err := newTableClient(ep, "logs"); err != nil {
+				t.Errorf("newTableClient: %v", err)
 			}
 		})
 	}

@@ -269,7 +269,7 @@ func (s *seeder) get(service string) *sink.Sink {
 	sk, ok := s.sink[service]
 	if !ok {
 		var err error
-		sk, err = sink.New(s.tbl, sink.Options{
+		sk, err = sink.New(azurite.Tablelog(s.t, s.tbl), sink.Options{
 			Service:       service,
 			NoCreateTable: true,
 			FlushInterval: 20 * time.Millisecond,

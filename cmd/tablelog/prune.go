@@ -14,9 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/tablelog/tablelog/internal/azure"
 	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/query"
 )
@@ -243,36 +243,26 @@ func (a *app) stdinIsTerminal() bool {
 // none given) whose whole day lies before cut, by service then day. It
 // fails with errAuditTable if the catalog holds an audit trail's genesis
 // claim.
-func prunable(ctx context.Context, logs *aztables.Client, services []string, cut time.Time) ([]partition, error) {
-	filter := query.Eq(query.Column(schema.ColPartitionKey), schema.CatalogPartition).String()
-	sel := schema.ColRowKey
-	pager := logs.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: &sel})
+func prunable(ctx context.Context, logs pruneTable, services []string, cut time.Time) ([]partition, error) {
 	var out []partition
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
+	for rk, err := range azure.Catalog(ctx, logs, "", "") {
 		if err != nil {
 			return nil, describe(ctx, "read the catalog", err)
 		}
-		for _, raw := range page.Entities {
-			var e struct{ RowKey string }
-			if json.Unmarshal(raw, &e) != nil {
-				continue
-			}
-			if svc, ok := genesisClaim(e.RowKey); ok {
-				return nil, fmt.Errorf("%w: its catalog holds the genesis claim of service %q's trail (%s/%s)", errAuditTable, svc, schema.CatalogPartition, e.RowKey)
-			}
-			service, day, _, err := schema.ParsePartitionKey(e.RowKey)
-			if err != nil || schema.ValidateService(service) != nil {
-				continue
-			}
-			if len(services) > 0 && !slices.Contains(services, service) {
-				continue
-			}
-			if day.AddDate(0, 0, 1).After(cut) {
-				continue // not the whole day is before cut
-			}
-			out = append(out, partition{pk: e.RowKey, service: service, day: day})
+		if svc, ok := genesisClaim(rk); ok {
+			return nil, fmt.Errorf("%w: its catalog holds the genesis claim of service %q's trail (%s/%s)", errAuditTable, svc, schema.CatalogPartition, rk)
 		}
+		service, day, _, err := schema.ParsePartitionKey(rk)
+		if err != nil || schema.ValidateService(service) != nil {
+			continue
+		}
+		if len(services) > 0 && !slices.Contains(services, service) {
+			continue
+		}
+		if day.AddDate(0, 0, 1).After(cut) {
+			continue // not the whole day is before cut
+		}
+		out = append(out, partition{pk: rk, service: service, day: day})
 	}
 	slices.SortFunc(out, func(a, b partition) int {
 		if c := strings.Compare(a.service, b.service); c != 0 {
@@ -308,7 +298,7 @@ var auditTrailColumns = []string{schema.AuditColSeq, schema.AuditColPrevHash, sc
 // surveyPartition counts the entities of partition pk and checks that it
 // holds no audit trail: its newest entity lacks the audit columns, and no
 // RowKey is an audit slot. report is called after each page.
-func surveyPartition(ctx context.Context, logs *aztables.Client, pk string, report func(int)) (int, error) {
+func surveyPartition(ctx context.Context, logs pruneTable, pk string, report func(int)) (int, error) {
 	filter := query.Eq(query.Column(schema.ColPartitionKey), pk).String()
 	top := int32(1)
 	page, err := logs.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: &top}).NextPage(ctx)
@@ -345,7 +335,7 @@ func surveyPartition(ctx context.Context, logs *aztables.Client, pk string, repo
 }
 
 // listKeys calls fn with the RowKeys of partition pk, a page at a time.
-func listKeys(ctx context.Context, logs *aztables.Client, pk string, fn func(keys []string) error) error {
+func listKeys(ctx context.Context, logs pruneTable, pk string, fn func(keys []string) error) error {
 	filter := query.Eq(query.Column(schema.ColPartitionKey), pk).String()
 	sel := schema.ColPartitionKey + "," + schema.ColRowKey
 	opts := aztables.ListEntitiesOptions{Filter: &filter, Select: &sel}
@@ -356,9 +346,8 @@ func listKeys(ctx context.Context, logs *aztables.Client, pk string, fn func(key
 		}
 		keys := make([]string, 0, len(page.Entities))
 		for _, raw := range page.Entities {
-			var e struct{ RowKey string }
-			if json.Unmarshal(raw, &e) == nil && e.RowKey != "" {
-				keys = append(keys, e.RowKey)
+			if rk, ok := azure.RowKey(raw); ok && rk != "" {
+				keys = append(keys, rk)
 			}
 		}
 		if err := fn(keys); err != nil {
@@ -375,7 +364,7 @@ func listKeys(ctx context.Context, logs *aztables.Client, pk string, fn func(key
 // pk, a page of keys at a time, in transactions of up to 100 deletes (four
 // at a time). It returns how many it deleted or counted; report is called
 // after each page.
-func prunePartition(ctx context.Context, logs *aztables.Client, pk string, dryRun bool, report func(int)) (int, error) {
+func prunePartition(ctx context.Context, logs pruneTable, pk string, dryRun bool, report func(int)) (int, error) {
 	n := 0
 	err := listKeys(ctx, logs, pk, func(keys []string) error {
 		if !dryRun {
@@ -404,7 +393,7 @@ func empty(s *string) bool { return s == nil || *s == "" }
 
 // deleteKeys deletes the RowKeys of partition pk in transactions of up to
 // schema.MaxBatchOps, four in flight.
-func deleteKeys(ctx context.Context, logs *aztables.Client, pk string, keys []string) error {
+func deleteKeys(ctx context.Context, logs pruneTable, pk string, keys []string) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -430,7 +419,7 @@ func deleteKeys(ctx context.Context, logs *aztables.Client, pk string, keys []st
 // deleteBatch deletes rks of partition pk in one transaction. If the
 // transaction fails because an entity is gone already (another prune), the
 // keys are deleted one by one, ignoring those that are gone.
-func deleteBatch(ctx context.Context, logs *aztables.Client, pk string, rks []string) error {
+func deleteBatch(ctx context.Context, logs pruneTable, pk string, rks []string) error {
 	actions := make([]aztables.TransactionAction, len(rks))
 	for i, rk := range rks {
 		js, err := json.Marshal(map[string]string{schema.ColPartitionKey: pk, schema.ColRowKey: rk})
@@ -439,9 +428,18 @@ func deleteBatch(ctx context.Context, logs *aztables.Client, pk string, rks []st
 		}
 		actions[i] = aztables.TransactionAction{ActionType: aztables.TransactionTypeDelete, Entity: js}
 	}
-	_, err := logs.SubmitTransaction(ctx, actions, nil)
-	if err == nil {
-		return nil
+	var err error
+	for attempt := 0; ; attempt++ {
+		if _, err = logs.SubmitTransaction(ctx, actions, nil); err == nil {
+			return nil
+		}
+		f := azure.Inspect(err)
+		if !f.Retryable() || attempt == maxAttempts-1 || ctx.Err() != nil {
+			break
+		}
+		if azure.Sleep(ctx, azure.Backoff(attempt, 200*time.Millisecond, 5*time.Second, f.RetryAfter)) != nil {
+			break
+		}
 	}
 	if !isStatus(err, http.StatusNotFound) {
 		return describe(ctx, "delete records of "+pk, err)
@@ -454,19 +452,37 @@ func deleteBatch(ctx context.Context, logs *aztables.Client, pk string, rks []st
 	return nil
 }
 
-// deleteEntity deletes one entity; one that is gone already is no error.
-func deleteEntity(ctx context.Context, logs *aztables.Client, pk, rk string) error {
-	_, err := logs.DeleteEntity(ctx, pk, rk, nil)
-	if err != nil && !isStatus(err, http.StatusNotFound) {
-		return describe(ctx, "delete "+pk+"/"+rk, err)
+// deleteEntity deletes one entity, retrying transient failures; one that
+// is gone already is no error.
+func deleteEntity(ctx context.Context, logs pruneTable, pk, rk string) error {
+	for attempt := 0; ; attempt++ {
+		_, err := logs.DeleteEntity(ctx, pk, rk, nil)
+		if err == nil || isStatus(err, http.StatusNotFound) {
+			return nil
+		}
+		f := azure.Inspect(err)
+		if !f.Retryable() || attempt == maxAttempts-1 || ctx.Err() != nil ||
+			azure.Sleep(ctx, azure.Backoff(attempt, 200*time.Millisecond, 5*time.Second, f.RetryAfter)) != nil {
+			return describe(ctx, "delete "+pk+"/"+rk, err)
+		}
 	}
-	return nil
 }
 
-// isStatus reports whether err is a response with the HTTP status.
+// maxAttempts bounds prune's attempts at one delete request (a
+// tablelog.Client does not retry writes itself).
+const maxAttempts = 4
+
+// isStatus reports whether err is an answer with the HTTP status (for a
+// transaction, the failed operation's).
 func isStatus(err error, status int) bool {
-	var re *azcore.ResponseError
-	return errors.As(err, &re) && re.StatusCode == status
+	return azure.Inspect(err).Status == status
+}
+
+// pruneTable is what prune needs of the logs table.
+type pruneTable interface {
+	azure.Lister
+	SubmitTransaction(ctx context.Context, actions []aztables.TransactionAction, options *aztables.SubmitTransactionOptions) (aztables.TransactionResponse, error)
+	DeleteEntity(ctx context.Context, partitionKey, rowKey string, options *aztables.DeleteEntityOptions) (aztables.DeleteEntityResponse, error)
 }
 
 // describe turns an error of the aztables client into a one-line message
@@ -476,20 +492,19 @@ func describe(ctx context.Context, op string, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	var re *azcore.ResponseError
-	if errors.As(err, &re) {
+	if f := azure.Inspect(err); f.Response != nil {
 		hint := ""
-		switch re.StatusCode {
+		switch f.Status {
 		case http.StatusForbidden, http.StatusUnauthorized:
 			hint = ": the credentials are refused or lack the permission (prune needs list and delete)"
 		case http.StatusNotFound:
 			hint = ": no such table"
 		}
-		code := re.ErrorCode
+		code := f.Code
 		if code != "" {
 			code = " " + code
 		}
-		return fmt.Errorf("%s: HTTP %d%s%s", op, re.StatusCode, code, hint)
+		return fmt.Errorf("%s: HTTP %d%s%s", op, f.Status, code, hint)
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	return fmt.Errorf("%s: %w", op, azure.Redact(err))
 }

@@ -6,23 +6,23 @@ package account
 
 import (
 	"fmt"
-	"regexp"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/tablelog/tablelog"
+	"github.com/tablelog/tablelog/internal/azure"
 )
 
 // The local emulator's well-known development account: Azurite's defaults
 // (the key is public, documented and the same on every machine; it only
-// works against the emulator, and is still never printed).
+// works against the emulator, and is still never printed). They are
+// tablelog's UseDevelopmentStorage=true account.
 const (
-	EmulatorAccount = "devstoreaccount1"
-	EmulatorKey     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-	EmulatorURL     = "http://127.0.0.1:10002/" + EmulatorAccount // the table service on its default port
+	EmulatorAccount = tablelog.DevelopmentAccount
+	EmulatorKey     = tablelog.DevelopmentAccountKey
+	EmulatorURL     = tablelog.DevelopmentServiceURL // the table service on its default port
 )
 
 // EmulatorConnectionString reaches the Azurite table service at EmulatorURL.
-const EmulatorConnectionString = "DefaultEndpointsProtocol=http;AccountName=" + EmulatorAccount +
-	";AccountKey=" + EmulatorKey + ";TableEndpoint=" + EmulatorURL + ";"
+const EmulatorConnectionString = tablelog.DevelopmentConnectionString
 
 // Env variables read by ConnectionString, in order of precedence.
 var Env = []string{"TABLELOG_CONNECTION_STRING", "AZURE_STORAGE_CONNECTION_STRING"}
@@ -42,22 +42,14 @@ func ConnectionString(getenv func(string) string) (cs string, emulator bool) {
 
 // Table returns a client for the named table of the account cs names. Errors
 // never contain the connection string's secrets.
-func Table(cs, table string) (*aztables.Client, error) {
-	svc, err := aztables.NewServiceClientFromConnectionString(cs, nil)
+func Table(cs, table string) (*tablelog.Client, error) {
+	c, err := tablelog.NewClientFromConnectionString(cs, table, nil)
 	if err != nil {
 		return nil, fmt.Errorf("connection string: %s", Redact(err.Error()))
 	}
-	return svc.NewClient(table), nil
+	return c, nil
 }
-
-var (
-	secrets = regexp.MustCompile(`(?i)\b(AccountKey|SharedAccessSignature|sig)(=)[^;&\s"']+`)
-	authz   = regexp.MustCompile(`(?i)\b(Authorization)(:\s*)[^\r\n"]+`)
-)
 
 // Redact replaces the values of account keys, SAS signatures and
 // Authorization headers in s with "REDACTED".
-func Redact(s string) string {
-	s = secrets.ReplaceAllString(s, "${1}${2}REDACTED")
-	return authz.ReplaceAllString(s, "${1}${2}REDACTED")
-}
+func Redact(s string) string { return azure.RedactString(s) }

@@ -200,7 +200,7 @@ func (e *Env) NewTable(t testing.TB) *aztables.Client {
 		t.Fatalf("azurite: creating table %s: %v", name, err)
 	}
 	t.Cleanup(func() { e.deleteTable(t, name) })
-	return register(svc.NewClient(name), name)
+	return registerInfo(svc.NewClient(name), clientInfo{name: name, cs: e.ConnectionString})
 }
 
 func (e *Env) deleteTable(t testing.TB, name string) {
@@ -276,11 +276,12 @@ func (e *Env) addOnlyClient(t testing.TB, serviceURL, name string) *aztables.Cli
 	if err != nil {
 		t.Fatalf("azurite: signing account SAS: %v", err)
 	}
-	svc, err := aztables.NewServiceClientWithNoCredential(strings.TrimSuffix(serviceURL, "/")+"/?"+qp.Encode(), clientOptions(nil))
+	sasURL := strings.TrimSuffix(serviceURL, "/") + "/?" + qp.Encode()
+	svc, err := aztables.NewServiceClientWithNoCredential(sasURL, clientOptions(nil))
 	if err != nil {
 		t.Fatalf("azurite: %v", err)
 	}
-	return register(svc.NewClient(name), name)
+	return registerInfo(svc.NewClient(name), clientInfo{name: name, sasURL: sasURL})
 }
 
 // NewProxy starts a strict proxy of the test's own in front of the shared
@@ -327,15 +328,35 @@ func serviceClient(t testing.TB, cs string, o *aztables.ClientOptions) *aztables
 
 func tableClient(t testing.TB, cs, name string, o *aztables.ClientOptions) *aztables.Client {
 	t.Helper()
-	return register(serviceClient(t, cs, o).NewClient(name), name)
+	c := serviceClient(t, cs, o).NewClient(name)
+	info := clientInfo{name: name, cs: cs}
+	if o != nil {
+		info.options = &o.ClientOptions
+	}
+	return registerInfo(c, info)
 }
 
-// names maps the clients this package made to their table names (aztables
+// clientInfo is how the harness built an aztables client: enough to build
+// a tablelog.Client for the same table and credential.
+type clientInfo struct {
+	name   string
+	cs     string // connection string, or
+	sasURL string // service SAS URL
+	// options are custom azcore options the client was made with (nil:
+	// the harness's); the twin takes their retry and transport settings.
+	options *policy.ClientOptions
+}
+
+// names maps the clients this package made to their clientInfo (aztables
 // does not expose a client's table name).
-var names sync.Map // *aztables.Client -> string
+var names sync.Map // *aztables.Client -> clientInfo
 
 func register(c *aztables.Client, name string) *aztables.Client {
-	names.Store(c, name)
+	return registerInfo(c, clientInfo{name: name})
+}
+
+func registerInfo(c *aztables.Client, info clientInfo) *aztables.Client {
+	names.Store(c, info)
 	return c
 }
 
@@ -343,9 +364,9 @@ func register(c *aztables.Client, name string) *aztables.Client {
 // (NewTable, Table, DirectTable, AddOnlyTable, ...), or "" for other
 // clients. Safe for concurrent use.
 func TableName(c *aztables.Client) string {
-	name, _ := names.Load(c)
-	s, _ := name.(string)
-	return s
+	info, _ := names.Load(c)
+	i, _ := info.(clientInfo)
+	return i.name
 }
 
 // redact keeps only the error's type of problem: connection-string parsing

@@ -16,10 +16,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/tablelog/tablelog"
 	"github.com/tablelog/tablelog/auditlog"
 	"github.com/tablelog/tablelog/internal/account"
 	"github.com/tablelog/tablelog/sink"
@@ -36,12 +36,15 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cs, _ := account.ConnectionString(os.Getenv)
-	svc, err := aztables.NewServiceClientFromConnectionString(cs, nil)
+	logs, err := account.Table(cs, "logs")
 	if err != nil {
 		return err
 	}
-	logs, audit := svc.NewClient("logs"), svc.NewClient("audit")
-	for _, c := range []*aztables.Client{logs, audit} {
+	audit, err := account.Table(cs, "audit")
+	if err != nil {
+		return err
+	}
+	for _, c := range []*tablelog.Client{logs, audit} {
 		if _, err := c.CreateTable(ctx, nil); err != nil && !isExists(err) {
 			return err
 		}
