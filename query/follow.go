@@ -46,8 +46,9 @@ const arrivalMargin = 5 * time.Second
 // with q.Since set it first emits the stored records from Since on (all of
 // them are held in memory, oldest first), then the new ones.
 //
-// Each poll reads, across the day partitions it spans (so a day rollover is
-// seamless), the records whose time is within Lookback of now and that the
+// Each poll reads the catalog for the shards of the days it spans (so a
+// shard another writer starts mid-follow is polled from then on), then,
+// across those days' partitions (so a day rollover is seamless), the records whose time is within Lookback of now and that the
 // server stamped since shortly before the newest one already seen. Records
 // not seen before are emitted oldest first (by ULID); a record that lands
 // late is emitted when it lands, after newer ones emitted earlier. No record
@@ -182,11 +183,11 @@ func (f *follower) pollOnce(ctx context.Context, now time.Time) (batch []arrival
 	}
 	service := f.q.Service
 	s := scan{
-		Partitions: dayPartitions(f.horizon, upper, func(d time.Time) string { return schema.PartitionKey(service, d) }),
-		Lo:         lo,
-		Hi:         hi,
-		Where:      where,
-		Op:         "follow logs",
+		Groups: f.r.shardGroups(ctx, service, f.horizon, dayPartitions(f.horizon, upper, func(d time.Time) string { return schema.PartitionKey(service, d) })),
+		Lo:     lo,
+		Hi:     hi,
+		Where:  where,
+		Op:     "follow logs",
 	}
 	complete = true
 	pollMax := f.maxTS
