@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"iter"
+	"maps"
 	"slices"
 	"time"
 
@@ -95,7 +96,8 @@ type follower struct {
 	poll, lookback time.Duration
 
 	horizon time.Time               // oldest record time still polled; never decreases
-	maxTS   time.Time               // newest server Timestamp seen
+	maxTS   time.Time               // the oldest of partTS: prune's Timestamp bound
+	partTS  map[string]time.Time    // per partition, the newest server Timestamp seen
 	seen    map[ulid.ULID]time.Time // records seen in the window → server Timestamp
 	bad     map[string]bool         // RowKeys of undecodable entities already reported
 	emitted int
@@ -174,9 +176,6 @@ func fatal(err error) bool {
 func (f *follower) pollOnce(ctx context.Context, now time.Time) (batch []arrival, complete bool, errs []error) {
 	lo, hi := rowKeyBounds(f.horizon, f.q.Until)
 	where := serverFilter(f.q)
-	if floor, ok := f.floor(); ok {
-		where = And(where, Ge(ColTimestamp, floor))
-	}
 	upper := now.Add(maxClockSkew)
 	if !f.q.Until.IsZero() && f.q.Until.Before(upper) {
 		upper = f.q.Until.Add(-time.Nanosecond)
@@ -187,10 +186,23 @@ func (f *follower) pollOnce(ctx context.Context, now time.Time) (batch []arrival
 		Lo:     lo,
 		Hi:     hi,
 		Where:  where,
-		Op:     "follow logs",
+		// Each partition is read from its own Timestamp floor: a poll reads
+		// its partitions one after another (and a day's shards side by
+		// side), so another partition's newer Timestamps say nothing about
+		// what may still land in this one.
+		PartitionWhere: func(pk string) Filter {
+			if ts, ok := f.partTS[pk]; ok {
+				return Ge(ColTimestamp, floorOf(ts))
+			}
+			return Filter{}
+		},
+		Op: "follow logs",
 	}
 	complete = true
-	pollMax := f.maxTS
+	pollMax := maps.Clone(f.partTS)
+	if pollMax == nil {
+		pollMax = map[string]time.Time{}
+	}
 	accept := func(raw []byte) (arrival, bool, error) {
 		rec, ts, err := decodeRecord(raw)
 		if err != nil {
@@ -206,8 +218,8 @@ func (f *follower) pollOnce(ctx context.Context, now time.Time) (batch []arrival
 			f.bad[key] = true
 			return arrival{}, false, err
 		}
-		if ts.After(pollMax) {
-			pollMax = ts
+		if pk := keyOfRaw(raw, "PartitionKey"); ts.After(pollMax[pk]) {
+			pollMax[pk] = ts
 		}
 		if _, ok := f.seen[rec.ID]; ok {
 			return arrival{}, false, nil
@@ -227,9 +239,19 @@ func (f *follower) pollOnce(ctx context.Context, now time.Time) (batch []arrival
 		batch = append(batch, a)
 	}
 	if complete {
-		// Only a complete poll moves the Timestamp floor: an entity in a
+		// Only a complete poll moves the Timestamp floors: an entity in a
 		// partition the failed poll did not reach may be older.
-		f.maxTS = pollMax
+		f.partTS = pollMax
+		f.maxTS = time.Time{}
+		for pk, ts := range f.partTS {
+			if !inSpan(pk, f.horizon) {
+				delete(f.partTS, pk) // a day behind the horizon: never polled again
+				continue
+			}
+			if f.maxTS.IsZero() || ts.Before(f.maxTS) {
+				f.maxTS = ts
+			}
+		}
 	}
 	slices.SortFunc(batch, func(a, b arrival) int { return a.rec.ID.Compare(b.rec.ID) })
 	return batch, complete, errs
@@ -255,5 +277,18 @@ func (f *follower) floor() (time.Time, bool) {
 	if f.maxTS.IsZero() {
 		return time.Time{}, false
 	}
-	return f.maxTS.Add(-arrivalMargin).Truncate(time.Millisecond), true
+	return floorOf(f.maxTS), true
+}
+
+// floorOf is the Timestamp floor below the newest Timestamp ts seen in a
+// partition: the arrival margin before it, truncated to the millisecond
+// (Azurite compares DateTimes at millisecond precision).
+func floorOf(ts time.Time) time.Time {
+	return ts.Add(-arrivalMargin).Truncate(time.Millisecond)
+}
+
+// inSpan reports whether partition pk's day is not before horizon's day.
+func inSpan(pk string, horizon time.Time) bool {
+	_, day, _, err := schema.ParsePartitionKey(pk)
+	return err == nil && !day.Before(schema.Day(horizon))
 }

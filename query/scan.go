@@ -70,6 +70,9 @@ type scan struct {
 	Lo, Hi string
 	// Where is ANDed to the key conditions and runs on the server.
 	Where Filter
+	// PartitionWhere, if not nil, returns a further condition for one
+	// partition, ANDed to Where.
+	PartitionWhere func(pk string) Filter
 	// Select, if not empty, is the $select list ("PartitionKey,RowKey,Time").
 	Select string
 	// Limit is the most records the scan yields (accepted records count);
@@ -149,7 +152,11 @@ func (s *scan) top(accepted int) *int32 {
 
 // listOptions returns the first request's options for partition pk.
 func (s *scan) listOptions(pk string) (aztables.ListEntitiesOptions, error) {
-	filter, err := rowKeyFilter(pk, s.Lo, s.Hi, s.Where)
+	where := s.Where
+	if s.PartitionWhere != nil {
+		where = And(where, s.PartitionWhere(pk))
+	}
+	filter, err := rowKeyFilter(pk, s.Lo, s.Hi, where)
 	if err != nil {
 		return aztables.ListEntitiesOptions{}, err
 	}

@@ -216,7 +216,7 @@ func (c *cursor) fetch(ctx context.Context, table Table, s *scan, accepted int) 
 		c.opts.NextPartitionKey, c.opts.NextRowKey = resp.NextPartitionKey, resp.NextRowKey
 		c.page = resp.Entities
 		for _, raw := range c.page {
-			c.keys = append(c.keys, rowKeyOfRaw(raw))
+			c.keys = append(c.keys, keyOfRaw(raw, "RowKey"))
 		}
 		if len(c.page) > 0 || !c.more {
 			return
@@ -286,13 +286,13 @@ func mergePartitions[T any](ctx context.Context, table Table, s scan, pks []stri
 	}
 }
 
-// rowKeyOfRaw returns the RowKey of an entity as the aztables client
-// returns it (compact JSON). Inside a JSON string a quote is escaped, so
-// `"RowKey":"` can only be the key itself; a RowKey with escapes (never a
-// tablelog RowKey) is decoded properly. An entity without one yields "" (it
-// sorts first and its decoding reports the error).
-func rowKeyOfRaw(raw []byte) string {
-	const key = `"RowKey":"`
+// keyOfRaw returns the RowKey or PartitionKey (name) of an entity as the
+// aztables client returns it (compact JSON). Inside a JSON string a quote
+// is escaped, so `"RowKey":"` can only be the key itself; a key with escapes
+// (never a tablelog key) is decoded properly. An entity without one yields
+// "" (it sorts first and its decoding reports the error).
+func keyOfRaw(raw []byte, name string) string {
+	key := `"` + name + `":"`
 	i := bytes.Index(raw, []byte(key))
 	if i < 0 {
 		return ""
@@ -305,7 +305,8 @@ func rowKeyOfRaw(raw []byte) string {
 	if bytes.IndexByte(v[:j], '\\') < 0 {
 		return string(v[:j])
 	}
-	var k struct{ RowKey string }
+	var k map[string]any
 	_ = json.Unmarshal(raw, &k)
-	return k.RowKey
+	key2, _ := k[name].(string)
+	return key2
 }

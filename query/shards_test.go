@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/oklog/ulid/v2"
 
@@ -340,4 +341,112 @@ func TestServicesDaysWithShards(t *testing.T) {
 	if want := []time.Time{day0, day0.AddDate(0, 0, 1)}; !slices.EqualFunc(days, want, time.Time.Equal) {
 		t.Fatalf("days %v, want %v", days, want)
 	}
+}
+
+// trapTable runs hooks around the data requests of two partitions.
+type trapTable struct {
+	Table
+	mu     sync.Mutex
+	before map[string]func() // by PartitionKey, run once before the request
+	after  map[string]func() // run once after it
+}
+
+func (tt *trapTable) NewListEntitiesPager(o *aztables.ListEntitiesOptions) *runtime.Pager[aztables.ListEntitiesResponse] {
+	inner := tt.Table.NewListEntitiesPager(o)
+	pk := ""
+	if o != nil && o.Filter != nil {
+		rest, _ := strings.CutPrefix(*o.Filter, "PartitionKey eq '")
+		pk, _, _ = strings.Cut(rest, "'")
+	}
+	take := func(m map[string]func()) func() {
+		tt.mu.Lock()
+		defer tt.mu.Unlock()
+		f := m[pk]
+		delete(m, pk)
+		return f
+	}
+	return runtime.NewPager(runtime.PagingHandler[aztables.ListEntitiesResponse]{
+		More: func(aztables.ListEntitiesResponse) bool { return inner.More() },
+		Fetcher: func(ctx context.Context, _ *aztables.ListEntitiesResponse) (aztables.ListEntitiesResponse, error) {
+			if f := take(tt.before); f != nil {
+				f()
+			}
+			resp, err := inner.NextPage(ctx)
+			if f := take(tt.after); f != nil {
+				f()
+			}
+			return resp, err
+		},
+	})
+}
+
+// TestFollowPartitionFloors: one partition's newer Timestamps must not hide
+// a record that lands in another partition after that one was read. A poll
+// reads shard 0, then a record lands in shard 0, then (more than the
+// arrival margin later) shard 1 is read with a newer record: the next polls
+// must still find shard 0's record.
+func TestFollowPartitionFloors(t *testing.T) {
+	t.Parallel()
+	tbl := azurite.Get(t).NewTable(t)
+	const svc = "shdfloor"
+	today := time.Now()
+	announce(t, tbl, svc, today, 0, 1)
+	gen := schema.NewGenerator(nil)
+	write := func(shard int, msg string) ulid.ULID {
+		e := &entry{Time: time.Now(), Msg: msg}
+		e.ID = gen.New(e.Time)
+		putShards(t, tbl, svc, []*entry{e}, func(int) int { return shard })
+		return e.ID
+	}
+	tt := &trapTable{Table: tbl, before: map[string]func(){}, after: map[string]func(){}}
+	r := New(tt)
+	polls := make(chan struct{}, 1000)
+	r.afterPoll = func() { polls <- struct{}{} }
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	got := make(chan ulid.ULID, 100)
+	go func() {
+		for rec, err := range r.Follow(ctx, Logs{Service: svc}, FollowOptions{Poll: 20 * time.Millisecond}) {
+			if err != nil {
+				return
+			}
+			got <- rec.ID
+		}
+	}()
+	<-polls // baseline
+	want := map[ulid.ULID]bool{write(0, "first"): true}
+	wait := func() {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for len(want) > 0 {
+			select {
+			case id := <-got:
+				if !want[id] {
+					t.Fatalf("unexpected or repeated record %s", id)
+				}
+				delete(want, id)
+			case <-deadline:
+				t.Fatalf("%d records never emitted", len(want))
+			}
+		}
+	}
+	wait() // shard 0 now has a Timestamp floor
+
+	pk0, pk1 := schema.ShardPartitionKey(svc, today, 0), schema.ShardPartitionKey(svc, today, 1)
+	read0 := make(chan struct{})
+	var late, newer ulid.ULID
+	tt.mu.Lock()
+	tt.after[pk0] = func() { close(read0) }
+	tt.before[pk1] = func() {
+		<-read0
+		late = write(0, "lands in shard 0 after it was read")
+		time.Sleep(arrivalMargin + 500*time.Millisecond)
+		newer = write(1, "newer, in shard 1")
+	}
+	tt.mu.Unlock()
+	for range 3 {
+		<-polls
+	}
+	want[late], want[newer] = true, true
+	wait()
 }
