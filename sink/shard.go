@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,23 @@ import (
 //
 // Shards are never removed within a day; the next day starts with one.
 
+// shardCoolDown is how long new transactions pass over a shard that
+// throttled one (its retries still go there).
+const shardCoolDown = 500 * time.Millisecond
+
+// shardOf returns the shard number of partition spk of day partition pk
+// (0 for pk itself or "", -1 for another partition).
+func shardOf(pk, spk string) int {
+	if spk == "" || spk == pk {
+		return 0
+	}
+	_, _, k, err := schema.ParsePartitionKey(spk)
+	if err != nil || !strings.HasPrefix(spk, pk+"_") {
+		return -1
+	}
+	return k
+}
+
 // shardGrowInterval is the least time between two shards added to a day:
 // the transactions in flight when a shard is added may still be throttled,
 // and should not add more.
@@ -58,6 +76,7 @@ type dayShards struct {
 	grown     time.Time // when the last shard was added
 	limit     int       // shards that may be used (lowered when an announcement fails)
 	announced map[int]*announcement
+	busy      []time.Time // per shard, until when new transactions pass over it
 }
 
 // announcement is the insertion of one shard's catalog entry.
@@ -83,8 +102,24 @@ func (s *Sink) shard(pk string) string {
 		ss.mu.Unlock()
 		return pk
 	}
-	k := d.next % d.n
-	d.next++
+	// Round-robin, passing over shards that throttled a transaction in the
+	// last shardCoolDown (all of them busy: the one free soonest).
+	now := time.Now()
+	k, soonest := -1, -1
+	for range d.n {
+		c := d.next % d.n
+		d.next++
+		if !now.Before(d.busy[c]) {
+			k = c
+			break
+		}
+		if soonest < 0 || d.busy[c].Before(d.busy[soonest]) {
+			soonest = c
+		}
+	}
+	if k < 0 {
+		k = soonest
+	}
 	if k == 0 {
 		ss.mu.Unlock()
 		return pk
@@ -124,9 +159,11 @@ func (s *Sink) shard(pk string) string {
 	return schema.ShardPartitionKey(service, day, k)
 }
 
-// throttled records that a transaction of day partition pk was throttled
-// (e, a transient error) and adds a shard to the day if it may.
-func (s *Sink) throttled(pk string, e *OpError) {
+// throttled records that a transaction of day partition pk, sent to shard
+// partition spk, was throttled (e, a transient error): new transactions
+// pass over that shard for shardCoolDown, and a shard is added to the day
+// if it may.
+func (s *Sink) throttled(pk, spk string, e *OpError) {
 	ss := &s.shards
 	if ss.max <= 1 || !isBusy(e) {
 		return
@@ -147,8 +184,11 @@ func (s *Sink) throttled(pk string, e *OpError) {
 				}
 			}
 		}
-		d = &dayShards{service: service, day: day, n: 1, limit: ss.max, announced: map[int]*announcement{}}
+		d = &dayShards{service: service, day: day, n: 1, limit: ss.max, announced: map[int]*announcement{}, busy: make([]time.Time, ss.max)}
 		ss.days[pk] = d
+	}
+	if k := shardOf(pk, spk); k >= 0 && k < len(d.busy) {
+		d.busy[k] = now.Add(shardCoolDown)
 	}
 	if d.n >= d.limit || now.Sub(d.grown) < shardGrowInterval {
 		return

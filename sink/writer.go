@@ -327,7 +327,7 @@ func (w *txWriter) store(recs []record, uncertain bool) {
 			}
 		case transient:
 			uncertain = true
-			s.throttled(recs[0].pk, e)
+			s.throttled(recs[0].pk, w.pk, e)
 			s.c.retries.Add(1)
 			s.reportLimited("transient", fmt.Errorf("sink: retrying %d records: %w", len(recs), e))
 			if !s.backoff(attempt, e.RetryAfter) {
