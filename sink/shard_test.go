@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -290,4 +292,61 @@ func (d denyShardCatalog) AddEntity(ctx context.Context, entity []byte, opts *az
 		return aztables.AddEntityResponse{}, respError(http.StatusForbidden, "AuthorizationPermissionMismatch", nil)
 	}
 	return d.Table.AddEntity(ctx, entity, opts)
+}
+
+// TestShardChoice drives the shard state directly (fake table, fake time):
+// one shard until a throttle, a shard added at most every
+// shardGrowInterval and announced in the catalog before it is returned,
+// round-robin, a throttled shard passed over for shardCoolDown, MaxShards
+// respected.
+func TestShardChoice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeTable()
+		s, _ := newSink(t, f, Options{Service: "svc", MaxShards: 3})
+		pk := s.partitionKey(time.Now())
+		busy := &OpError{StatusCode: 503, Code: "ServerBusy", class: transient}
+		picks := func(n int) []string {
+			var out []string
+			for range n {
+				out = append(out, strings.TrimPrefix(s.shard(pk), pk))
+			}
+			return out
+		}
+		if got := picks(3); !slices.Equal(got, []string{"", "", ""}) {
+			t.Fatalf("before any throttle: %q", got)
+		}
+		s.throttled(pk, pk, &OpError{StatusCode: 500, Code: "InternalError", class: transient})
+		if st := s.Stats(); st.Shards != 1 {
+			t.Fatalf("a 500 InternalError added a shard")
+		}
+		s.throttled(pk, pk, busy) // shard 0 busy; a second shard
+		s.throttled(pk, pk, busy) // too soon for a third
+		if st := s.Stats(); st.Shards != 2 || st.ShardsAdded != 1 {
+			t.Fatalf("after two throttles at once: %+v", st)
+		}
+		if got := picks(3); !slices.Equal(got, []string{"_1", "_1", "_1"}) {
+			t.Fatalf("shard 0 cooling down: %q", got)
+		}
+		if _, ok := f.rows[schema.CatalogPartition+"/"+pk+"_1"]; !ok {
+			t.Fatal("shard 1 used before its catalog entry was stored")
+		}
+		time.Sleep(shardCoolDown)
+		if got := picks(4); !slices.Equal(got, []string{"", "_1", "", "_1"}) {
+			t.Fatalf("round-robin: %q", got)
+		}
+		time.Sleep(shardGrowInterval)
+		s.throttled(pk, pk+"_1", busy)
+		time.Sleep(shardGrowInterval)
+		s.throttled(pk, pk+"_1", busy) // MaxShards 3: no fourth
+		if st := s.Stats(); st.Shards != 3 || st.ShardsAdded != 2 {
+			t.Fatalf("MaxShards 3: %+v", st)
+		}
+		got := picks(4)
+		if slices.Contains(got, "_1") || !slices.Contains(got, "_2") {
+			t.Fatalf("shard 1 cooling down, shard 2 new: %q", got)
+		}
+		if st := s.Stats(); st.CatalogWrites != 2 {
+			t.Errorf("catalog writes %d, want 2 (shards 1 and 2)", st.CatalogWrites)
+		}
+	})
 }
