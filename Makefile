@@ -55,6 +55,7 @@ bench: azurite
 	  $(GO) test -run='^$$' -bench='^BenchmarkClient(Core|Handler)$$' -benchmem -count=5 ./sink && \
 	  $(GO) test -run='^$$' -bench='^BenchmarkClientThroughput$$' -benchmem -benchtime=1x -count=1 -timeout 60m ./sink && \
 	  $(GO) test -run='^$$' -bench='^BenchmarkEndToEnd$$' -benchmem -count=1 -timeout 60m ./sink && \
+	  $(GO) test -run='^$$' -bench='^BenchmarkShards$$' -benchtime=1x -count=1 -timeout 30m ./sink && \
 	  $(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 60m ./query ./auditlog; } | tee bench.out
 
 ## demo: start Azurite with disk persistence in .azurite/ and run the quickstart against it

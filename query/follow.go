@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"iter"
+	"maps"
 	"slices"
 	"time"
 
@@ -46,8 +47,9 @@ const arrivalMargin = 5 * time.Second
 // with q.Since set it first emits the stored records from Since on (all of
 // them are held in memory, oldest first), then the new ones.
 //
-// Each poll reads, across the day partitions it spans (so a day rollover is
-// seamless), the records whose time is within Lookback of now and that the
+// Each poll reads the catalog for the shards of the days it spans (so a
+// shard another writer starts mid-follow is polled from then on), then,
+// across those days' partitions (so a day rollover is seamless), the records whose time is within Lookback of now and that the
 // server stamped since shortly before the newest one already seen. Records
 // not seen before are emitted oldest first (by ULID); a record that lands
 // late is emitted when it lands, after newer ones emitted earlier. No record
@@ -94,7 +96,8 @@ type follower struct {
 	poll, lookback time.Duration
 
 	horizon time.Time               // oldest record time still polled; never decreases
-	maxTS   time.Time               // newest server Timestamp seen
+	maxTS   time.Time               // the oldest of partTS: prune's Timestamp bound
+	partTS  map[string]time.Time    // per partition, the newest server Timestamp seen
 	seen    map[ulid.ULID]time.Time // records seen in the window → server Timestamp
 	bad     map[string]bool         // RowKeys of undecodable entities already reported
 	emitted int
@@ -173,23 +176,33 @@ func fatal(err error) bool {
 func (f *follower) pollOnce(ctx context.Context, now time.Time) (batch []arrival, complete bool, errs []error) {
 	lo, hi := rowKeyBounds(f.horizon, f.q.Until)
 	where := serverFilter(f.q)
-	if floor, ok := f.floor(); ok {
-		where = And(where, Ge(ColTimestamp, floor))
-	}
 	upper := now.Add(maxClockSkew)
 	if !f.q.Until.IsZero() && f.q.Until.Before(upper) {
 		upper = f.q.Until.Add(-time.Nanosecond)
 	}
 	service := f.q.Service
 	s := scan{
-		Partitions: dayPartitions(f.horizon, upper, func(d time.Time) string { return schema.PartitionKey(service, d) }),
-		Lo:         lo,
-		Hi:         hi,
-		Where:      where,
-		Op:         "follow logs",
+		Groups: f.r.shardGroups(ctx, service, f.horizon, dayPartitions(f.horizon, upper, func(d time.Time) string { return schema.PartitionKey(service, d) })),
+		Lo:     lo,
+		Hi:     hi,
+		Where:  where,
+		// Each partition is read from its own Timestamp floor: a poll reads
+		// its partitions one after another (and a day's shards side by
+		// side), so another partition's newer Timestamps say nothing about
+		// what may still land in this one.
+		PartitionWhere: func(pk string) Filter {
+			if ts, ok := f.partTS[pk]; ok {
+				return Ge(ColTimestamp, floorOf(ts))
+			}
+			return Filter{}
+		},
+		Op: "follow logs",
 	}
 	complete = true
-	pollMax := f.maxTS
+	pollMax := maps.Clone(f.partTS)
+	if pollMax == nil {
+		pollMax = map[string]time.Time{}
+	}
 	accept := func(raw []byte) (arrival, bool, error) {
 		rec, ts, err := decodeRecord(raw)
 		if err != nil {
@@ -205,8 +218,8 @@ func (f *follower) pollOnce(ctx context.Context, now time.Time) (batch []arrival
 			f.bad[key] = true
 			return arrival{}, false, err
 		}
-		if ts.After(pollMax) {
-			pollMax = ts
+		if pk := keyOfRaw(raw, "PartitionKey"); ts.After(pollMax[pk]) {
+			pollMax[pk] = ts
 		}
 		if _, ok := f.seen[rec.ID]; ok {
 			return arrival{}, false, nil
@@ -226,9 +239,19 @@ func (f *follower) pollOnce(ctx context.Context, now time.Time) (batch []arrival
 		batch = append(batch, a)
 	}
 	if complete {
-		// Only a complete poll moves the Timestamp floor: an entity in a
+		// Only a complete poll moves the Timestamp floors: an entity in a
 		// partition the failed poll did not reach may be older.
-		f.maxTS = pollMax
+		f.partTS = pollMax
+		f.maxTS = time.Time{}
+		for pk, ts := range f.partTS {
+			if !inSpan(pk, f.horizon) {
+				delete(f.partTS, pk) // a day behind the horizon: never polled again
+				continue
+			}
+			if f.maxTS.IsZero() || ts.Before(f.maxTS) {
+				f.maxTS = ts
+			}
+		}
 	}
 	slices.SortFunc(batch, func(a, b arrival) int { return a.rec.ID.Compare(b.rec.ID) })
 	return batch, complete, errs
@@ -254,5 +277,18 @@ func (f *follower) floor() (time.Time, bool) {
 	if f.maxTS.IsZero() {
 		return time.Time{}, false
 	}
-	return f.maxTS.Add(-arrivalMargin).Truncate(time.Millisecond), true
+	return floorOf(f.maxTS), true
+}
+
+// floorOf is the Timestamp floor below the newest Timestamp ts seen in a
+// partition: the arrival margin before it, truncated to the millisecond
+// (Azurite compares DateTimes at millisecond precision).
+func floorOf(ts time.Time) time.Time {
+	return ts.Add(-arrivalMargin).Truncate(time.Millisecond)
+}
+
+// inSpan reports whether partition pk's day is not before horizon's day.
+func inSpan(pk string, horizon time.Time) bool {
+	_, day, _, err := schema.ParsePartitionKey(pk)
+	return err == nil && !day.Before(schema.Day(horizon))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,6 +171,43 @@ func (s *spyTable) filters() []string {
 		out = append(out, f)
 	}
 	return out
+}
+
+// isCatalog reports whether a request reads the catalog partition.
+func isCatalog(o aztables.ListEntitiesOptions) bool {
+	return o.Filter != nil && strings.HasPrefix(*o.Filter, "PartitionKey eq '"+schema.CatalogPartition+"'")
+}
+
+// dataRequests returns the requests that read log partitions (not the
+// catalog).
+func (s *spyTable) dataRequests() []aztables.ListEntitiesOptions {
+	var out []aztables.ListEntitiesOptions
+	for _, r := range s.requests() {
+		if !isCatalog(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// dataFilters returns the filters of dataRequests.
+func (s *spyTable) dataFilters() []string {
+	var out []string
+	for _, r := range s.dataRequests() {
+		out = append(out, *r.Filter)
+	}
+	return out
+}
+
+// catalogRequests counts the requests that read the catalog.
+func (s *spyTable) catalogRequests() int {
+	n := 0
+	for _, r := range s.requests() {
+		if isCatalog(r) {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *spyTable) reset() {

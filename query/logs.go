@@ -6,7 +6,6 @@ import (
 	"iter"
 	"log/slog"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,8 +69,9 @@ const maxClockSkew = time.Minute
 
 // Logs returns the selected records, newest first. It walks the day
 // partitions from Until back to Since, each with a RowKey range, one page at
-// a time; it stops requesting as soon as Limit records were yielded or the
-// caller stops ranging. See the package documentation for errors.
+// a time (a day's shards merged, see the package documentation); it stops
+// requesting as soon as Limit records were yielded or the caller stops
+// ranging. See the package documentation for errors.
 func (r *Reader) Logs(ctx context.Context, q Logs) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		s, accept, err := r.logScan(ctx, q, "read logs")
@@ -120,7 +120,7 @@ func (r *Reader) logScan(ctx context.Context, q Logs, op string) (scan, acceptFu
 	}
 	lo, hi := rowKeyBounds(q.Since, q.Until)
 	s := scan{
-		Partitions:     r.logPartitions(ctx, q.Service, q.Since, q.Until),
+		Groups:         r.logGroups(ctx, q.Service, q.Since, q.Until),
 		Lo:             lo,
 		Hi:             hi,
 		Where:          serverFilter(q),
@@ -215,46 +215,5 @@ func valueContains(v any, s string) bool {
 		return strings.Contains(string(v), s)
 	default:
 		return strings.Contains(fmt.Sprint(v), s)
-	}
-}
-
-// logPartitions yields the day partitions of service to read for
-// [since, until), newest first: every day of the DefaultWindow before until
-// (or now), then older days the catalog lists (down to since, if set). The
-// catalog is read only if the walk gets that far.
-func (r *Reader) logPartitions(ctx context.Context, service string, since, until time.Time) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		upper := until
-		if upper.IsZero() {
-			upper = r.clock().Add(maxClockSkew)
-		} else {
-			// until is exclusive: a record at exactly midnight belongs to
-			// the next day, which then holds nothing in range.
-			upper = upper.Add(-time.Nanosecond)
-		}
-		newest := schema.Day(upper)
-		recent := newest.AddDate(0, 0, -int(DefaultWindow/(24*time.Hour))+1)
-		lowest := time.Time{}
-		if !since.IsZero() {
-			lowest = schema.Day(since)
-		}
-		for d := newest; !d.Before(recent) && !d.Before(lowest); d = d.AddDate(0, 0, -1) {
-			if !yield(schema.PartitionKey(service, d), nil) {
-				return
-			}
-		}
-		if !lowest.IsZero() && !lowest.Before(recent) {
-			return
-		}
-		days, err := r.catalogDays(ctx, service, lowest, recent)
-		if err != nil {
-			yield("", err)
-			return
-		}
-		for _, d := range slices.Backward(days) {
-			if !yield(schema.PartitionKey(service, d), nil) {
-				return
-			}
-		}
 	}
 }

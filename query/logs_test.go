@@ -42,9 +42,9 @@ func TestLogsNewestFirstAcrossDays(t *testing.T) {
 			t.Fatalf("bad record %+v", rec)
 		}
 	}
-	fs := spy.filters()
-	if len(fs) != 3 {
-		t.Fatalf("want 3 requests (one per day), got %d: %q", len(fs), fs)
+	fs := spy.dataFilters()
+	if len(fs) != 3 || spy.catalogRequests() != 1 {
+		t.Fatalf("want 3 requests (one per day) and one catalog read (the days' shards), got %q", spy.filters())
 	}
 	for i, f := range fs {
 		pk := schema.PartitionKey("svc-a", day0.AddDate(0, 0, -i))
@@ -116,7 +116,7 @@ func TestLogsPagingAndLimit(t *testing.T) {
 	if !slices.Equal(ids(got), want) {
 		t.Fatalf("full read: got %d records, want %d (or wrong order)", len(got), len(want))
 	}
-	if reqs := spy.requests(); len(reqs) != 3 || reqs[0].Top != nil || reqs[1].NextRowKey == nil {
+	if reqs := spy.dataRequests(); len(reqs) != 3 || reqs[0].Top != nil || reqs[1].NextRowKey == nil {
 		t.Fatalf("full read: want 3 paged requests, got %d", len(reqs))
 	}
 
@@ -131,8 +131,8 @@ func TestLogsPagingAndLimit(t *testing.T) {
 			break
 		}
 	}
-	if len(spy.requests()) != 1 {
-		t.Fatalf("break after 10: want 1 request, got %d", len(spy.requests()))
+	if len(spy.dataRequests()) != 1 {
+		t.Fatalf("break after 10: want 1 request, got %d", len(spy.dataRequests()))
 	}
 
 	// Limit shrinks $top to what is still needed.
@@ -147,7 +147,7 @@ func TestLogsPagingAndLimit(t *testing.T) {
 			t.Fatalf("limit %d: got %d records", c.limit, len(got))
 		}
 		var tops []int32
-		for _, req := range spy.requests() {
+		for _, req := range spy.dataRequests() {
 			tops = append(tops, *req.Top)
 		}
 		if !slices.Equal(tops, c.tops) {
@@ -174,21 +174,22 @@ func TestLogsDefaultWindowAndCatalog(t *testing.T) {
 	if want := []ulid.ULID{newest.ID, recent.ID, listed.ID}; !slices.Equal(ids(got), want) {
 		t.Fatalf("got %v, want %v", ids(got), want)
 	}
-	// 7 day partitions, the catalog, the one listed older day.
-	if n := len(spy.requests()); n != 9 {
-		t.Errorf("want 9 requests, got %d: %q", n, spy.filters())
+	// The catalog for the window's shards, 7 day partitions, the catalog
+	// for older days, the one listed older day.
+	if n := len(spy.requests()); n != 10 || spy.catalogRequests() != 2 {
+		t.Errorf("want 10 requests (2 of the catalog), got %d: %q", n, spy.filters())
 	}
 	// With a Limit met by the newest day, neither older days nor the
-	// catalog are read.
+	// catalog's older days are read.
 	spy.reset()
 	got = collect(t, r.Logs(t.Context(), Logs{Service: "win", Until: until, Limit: 1}))
-	if len(got) != 1 || got[0].ID != newest.ID || len(spy.requests()) != 1 {
-		t.Fatalf("limit 1: got %d records in %d requests", len(got), len(spy.requests()))
+	if len(got) != 1 || got[0].ID != newest.ID || len(spy.dataRequests()) != 1 || spy.catalogRequests() != 1 {
+		t.Fatalf("limit 1: got %d records in %d requests: %q", len(got), len(spy.requests()), spy.filters())
 	}
 	// An explicit Since inside the window reads only its days.
 	spy.reset()
 	got = collect(t, r.Logs(t.Context(), Logs{Service: "win", Since: day0.AddDate(0, 0, -6), Until: until}))
-	if len(got) != 2 || len(spy.requests()) != 7 {
+	if len(got) != 2 || len(spy.dataRequests()) != 7 || spy.catalogRequests() != 1 {
 		t.Fatalf("since 6 days: got %d records in %d requests", len(got), len(spy.requests()))
 	}
 }
@@ -230,7 +231,7 @@ func TestLogsServerAndClientFilters(t *testing.T) {
 	if got := msgs(q); len(got) != len(es) {
 		t.Errorf("AllLevels: got %d records, want %d", len(got), len(es))
 	}
-	if f := spy.filters(); strings.Contains(f[len(f)-1], "Severity") {
+	if f := spy.dataFilters(); strings.Contains(f[len(f)-1], "Severity") {
 		t.Errorf("AllLevels still sends a Severity condition: %s", f[len(f)-1])
 	}
 
@@ -240,7 +241,7 @@ func TestLogsServerAndClientFilters(t *testing.T) {
 	if got, want := msgs(q), []string{"fatal u-1", "error u-1 nested", "error u-1", "warn u-1 timeout"}; !slices.Equal(got, want) {
 		t.Errorf("warn+ u-1: got %q, want %q", got, want)
 	}
-	f := spy.filters()[0]
+	f := spy.dataFilters()[0]
 	if !strings.HasSuffix(f, " and Severity ge 4 and user_id eq 'u-1'") {
 		t.Errorf("level and Where are not sent to the server: %s", f)
 	}
@@ -251,7 +252,7 @@ func TestLogsServerAndClientFilters(t *testing.T) {
 	if got, want := msgs(q), []string{"error u-1 nested", "error u-1", "warn u-1 timeout"}; !slices.Equal(got, want) {
 		t.Errorf("contains timeout: got %q, want %q", got, want)
 	}
-	if strings.Contains(spy.filters()[0], "timeout") {
+	if strings.Contains(spy.dataFilters()[0], "timeout") {
 		t.Errorf("Contains was sent to the server")
 	}
 	q.Contains = "42"

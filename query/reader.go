@@ -19,6 +19,14 @@
 // and a Limit shrinks each request's $top to what is still needed, so the
 // last 100 records of a busy day cost one request.
 //
+// A busy service may spread a day over shard partitions
+// "<service>_<yyyyMMdd>_<k>", each announced in the catalog before its first
+// record. Every read first asks the catalog (one small RowKey-only request
+// for the DefaultWindow's days, one per poll in Follow) which shards its days
+// have; a day without shards is then read exactly as above, and a sharded
+// day is read as a k-way merge on RowKey: newest first, each record once,
+// one page per shard in memory, each shard's $top shrunk by the Limit.
+//
 // # Errors
 //
 // Iterators yield (Record{}, err) for errors. A request error ends the

@@ -10,8 +10,12 @@ package query
 //   - dayPartitions: pk(day) for every UTC day from until back to since.
 //   - (*Reader).catalogDays (services.go): the days the catalog partition
 //     lists for a service in [from, to), ascending.
-//   - (*Reader).logPartitions (logs.go): the log walk's partitions: every
-//     day of DefaultWindow, then older days from the catalog, lazily.
+//   - (*Reader).logGroups (shards.go): the log walk's partitions, a group
+//     per day (its shards): every day of DefaultWindow, then older days
+//     from the catalog, lazily; (*Reader).shardGroups (shards.go) adds
+//     the catalog's shards to any walk over days.
+//   - scan.Groups / mergePartitions (shards.go): a group of partitions
+//     read as one newest-first stream (k-way merge on RowKey).
 //   - rowKeyBounds (logs.go): schema.RowKeyRange with open ends left out
 //     and a sub-millisecond until rounded up.
 //   - rowKeyFilter (filter.go): "PartitionKey eq … and RowKey ge … and
@@ -55,11 +59,20 @@ type scan struct {
 	// Partitions yields the partition keys to read, newest first. An error
 	// ends the scan (it is yielded to the caller).
 	Partitions iter.Seq2[string, error]
+	// Groups, if not nil, is read instead of Partitions: each item is the
+	// set of partitions of one span of time (a day's shards, see
+	// shardGroups), newest group first. A group of one partition is read
+	// exactly as Partitions would read it; a larger group is merged in
+	// RowKey order (mergePartitions).
+	Groups iter.Seq2[[]string, error]
 	// Lo and Hi bound RowKeys in every partition: Lo <= RowKey < Hi. An
 	// empty bound is open (no condition is sent).
 	Lo, Hi string
 	// Where is ANDed to the key conditions and runs on the server.
 	Where Filter
+	// PartitionWhere, if not nil, returns a further condition for one
+	// partition, ANDed to Where.
+	PartitionWhere func(pk string) Filter
 	// Select, if not empty, is the $select list ("PartitionKey,RowKey,Time").
 	Select string
 	// Limit is the most records the scan yields (accepted records count);
@@ -88,69 +101,124 @@ func scanEntities[T any](ctx context.Context, table Table, s scan, accept accept
 			yield(zero, err)
 			return
 		}
+		// Check the filter before any request (the catalog read of
+		// shardGroups included): its size does not depend on the partition.
+		if _, err := rowKeyFilter(schema.CatalogPartition, s.Lo, s.Hi, s.Where); err != nil {
+			yield(zero, err)
+			return
+		}
 		accepted := 0
-		for pk, err := range s.Partitions {
+		groups := s.Groups
+		if groups == nil {
+			groups = func(yield func([]string, error) bool) {
+				for pk, err := range s.Partitions {
+					if !yield([]string{pk}, err) {
+						return
+					}
+				}
+			}
+		}
+		for pks, err := range groups {
 			if err != nil {
 				yield(zero, err)
 				return
 			}
-			filter, err := rowKeyFilter(pk, s.Lo, s.Hi, s.Where)
-			if err != nil {
-				yield(zero, err)
+			var more bool
+			if len(pks) == 1 {
+				more = scanPartition(ctx, table, s, pks[0], accept, yield, &accepted)
+			} else {
+				more = mergePartitions(ctx, table, s, pks, accept, yield, &accepted)
+			}
+			if !more {
 				return
-			}
-			opts := aztables.ListEntitiesOptions{Filter: &filter}
-			if s.Select != "" {
-				opts.Select = &s.Select
-			}
-			for {
-				if err := ctx.Err(); err != nil {
-					yield(zero, err)
-					return
-				}
-				if s.Limit > 0 {
-					top := s.Limit - accepted
-					if s.ClientFiltered {
-						top = max(top, minClientFilteredPage)
-					}
-					top32 := int32(min(top, maxPageSize))
-					opts.Top = &top32
-				}
-				resp, err := table.NewListEntitiesPager(&opts).NextPage(ctx)
-				if err != nil {
-					yield(zero, mapError(ctx, s.Op+" ("+pk+")", err))
-					return
-				}
-				for _, raw := range resp.Entities {
-					v, keep, err := accept(raw)
-					if err != nil {
-						if !yield(zero, err) {
-							return
-						}
-						continue
-					}
-					if !keep {
-						continue
-					}
-					if err := ctx.Err(); err != nil {
-						yield(zero, err)
-						return
-					}
-					if !yield(v, nil) {
-						return
-					}
-					accepted++
-					if s.Limit > 0 && accepted >= s.Limit {
-						return
-					}
-				}
-				if empty(resp.NextPartitionKey) && empty(resp.NextRowKey) {
-					break
-				}
-				opts.NextPartitionKey, opts.NextRowKey = resp.NextPartitionKey, resp.NextRowKey
 			}
 		}
 	}
+}
+
+// top returns the $top of the next request of s when accepted records were
+// yielded so far (nil: no limit).
+func (s *scan) top(accepted int) *int32 {
+	if s.Limit <= 0 {
+		return nil
+	}
+	top := s.Limit - accepted
+	if s.ClientFiltered {
+		top = max(top, minClientFilteredPage)
+	}
+	top32 := int32(min(top, maxPageSize))
+	return &top32
+}
+
+// listOptions returns the first request's options for partition pk.
+func (s *scan) listOptions(pk string) (aztables.ListEntitiesOptions, error) {
+	where := s.Where
+	if s.PartitionWhere != nil {
+		where = And(where, s.PartitionWhere(pk))
+	}
+	filter, err := rowKeyFilter(pk, s.Lo, s.Hi, where)
+	if err != nil {
+		return aztables.ListEntitiesOptions{}, err
+	}
+	opts := aztables.ListEntitiesOptions{Filter: &filter}
+	if s.Select != "" {
+		opts.Select = &s.Select
+	}
+	return opts, nil
+}
+
+// scanPartition reads partition pk page by page for scanEntities, counting
+// accepted records in *accepted. It reports whether the scan goes on.
+func scanPartition[T any](ctx context.Context, table Table, s scan, pk string, accept acceptFunc[T], yield func(T, error) bool, accepted *int) bool {
+	var zero T
+	opts, err := s.listOptions(pk)
+	if err != nil {
+		yield(zero, err)
+		return false
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			yield(zero, err)
+			return false
+		}
+		opts.Top = s.top(*accepted)
+		resp, err := table.NewListEntitiesPager(&opts).NextPage(ctx)
+		if err != nil {
+			yield(zero, mapError(ctx, s.Op+" ("+pk+")", err))
+			return false
+		}
+		for _, raw := range resp.Entities {
+			if !emit(ctx, s, raw, accept, yield, accepted) {
+				return false
+			}
+		}
+		if empty(resp.NextPartitionKey) && empty(resp.NextRowKey) {
+			return true
+		}
+		opts.NextPartitionKey, opts.NextRowKey = resp.NextPartitionKey, resp.NextRowKey
+	}
+}
+
+// emit accepts one raw entity and yields the result. It reports whether the
+// scan goes on (false: the caller stopped, ctx is done, or Limit is met).
+func emit[T any](ctx context.Context, s scan, raw []byte, accept acceptFunc[T], yield func(T, error) bool, accepted *int) bool {
+	var zero T
+	v, keep, err := accept(raw)
+	if err != nil {
+		return yield(zero, err)
+	}
+	if !keep {
+		return true
+	}
+	if err := ctx.Err(); err != nil {
+		yield(zero, err)
+		return false
+	}
+	if !yield(v, nil) {
+		return false
+	}
+	*accepted++
+	return s.Limit <= 0 || *accepted < s.Limit
 }
 
 func empty(s *string) bool { return s == nil || *s == "" }

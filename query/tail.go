@@ -9,10 +9,12 @@ import (
 // a terminal's tail). q.Limit is ignored: n is the limit. n <= 0 returns
 // nil, nil.
 //
-// It costs one $top=n query per day partition touched (n <= 1,000; more
-// takes one request per 1,000): when the newest day holds n matching
-// records, that is a single request. With Contains set, pages of at least
-// 200 entities are requested, since some are dropped on the client.
+// It costs one catalog request (the shards of the days, see the package
+// documentation) and one $top=n query per day partition touched (n <=
+// 1,000; more takes one request per 1,000): when the newest day holds n
+// matching records, that is a single query. A sharded day costs one $top=n
+// query per shard. With Contains set, pages of at least 200 entities are
+// requested, since some are dropped on the client.
 //
 // An error (including an undecodable entity) is returned with no records.
 func (r *Reader) Tail(ctx context.Context, q Logs, n int) ([]Record, error) {

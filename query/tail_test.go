@@ -32,8 +32,8 @@ func TestTail(t *testing.T) {
 	if want := []*entry{today[2], today[3], today[4]}; !slices.Equal(ids(got), idsOf(want)) {
 		t.Fatalf("tail 3: got %v, want %v", ids(got), idsOf(want))
 	}
-	if reqs := spy.requests(); len(reqs) != 1 || *reqs[0].Top != 3 {
-		t.Fatalf("tail 3: want one $top=3 request, got %d", len(reqs))
+	if reqs := spy.dataRequests(); len(reqs) != 1 || *reqs[0].Top != 3 || spy.catalogRequests() != 1 {
+		t.Fatalf("tail 3: want one $top=3 request and one catalog read, got %q", spy.filters())
 	}
 
 	spy.reset()
@@ -46,7 +46,7 @@ func TestTail(t *testing.T) {
 		t.Fatalf("tail 10: got %v, want %v", ids(got), idsOf(want))
 	}
 	var tops []int32
-	for _, r := range spy.requests() {
+	for _, r := range spy.dataRequests() {
 		tops = append(tops, *r.Top)
 	}
 	if !slices.Equal(tops, []int32{10, 5}) {

@@ -41,6 +41,7 @@ const (
 	DefaultFlushInterval    = time.Second
 	DefaultBufferBytes      = 64 << 20
 	DefaultMaxInFlight      = 4
+	DefaultMaxShards        = 16
 	DefaultBatchSize        = schema.MaxBatchOps
 	DefaultMinRetryInterval = 100 * time.Millisecond
 	DefaultMaxRetryInterval = 30 * time.Second
@@ -115,6 +116,13 @@ type Options struct {
 	// MaxInFlight is the number of transactions sent concurrently.
 	// Default 4.
 	MaxInFlight int
+
+	// MaxShards is the most partitions a day's records are spread over
+	// when the day's partition is throttled (503 ServerBusy: Azure takes
+	// about 2,000 entities/s per partition): 1..1000, default
+	// DefaultMaxShards; 1 turns sharding off. See the package
+	// documentation's "Shards".
+	MaxShards int
 
 	// BatchSize is the most records in one transaction, 1..100 (Azure's
 	// limit). Default 100. A transaction also holds at most 4 MiB and only
@@ -239,6 +247,10 @@ func (o Options) withDefaults() (Options, error) {
 	neg("BufferBytes", int64(o.BufferBytes))
 	neg("MaxInFlight", int64(o.MaxInFlight))
 	neg("BatchSize", int64(o.BatchSize))
+	neg("MaxShards", int64(o.MaxShards))
+	if o.MaxShards > schema.MaxShard+1 {
+		errs = append(errs, fmt.Errorf("sink: Options.MaxShards is %d; the limit is %d", o.MaxShards, schema.MaxShard+1))
+	}
 	neg("MinRetryInterval", int64(o.MinRetryInterval))
 	neg("MaxRetryInterval", int64(o.MaxRetryInterval))
 	neg("RequestTimeout", int64(o.RequestTimeout))
@@ -277,6 +289,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = DefaultBatchSize
+	}
+	if o.MaxShards == 0 {
+		o.MaxShards = DefaultMaxShards
 	}
 	if o.MaxSpoolBytes == 0 {
 		o.MaxSpoolBytes = DefaultMaxSpoolBytes

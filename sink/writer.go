@@ -246,6 +246,7 @@ func (s *Sink) worker() {
 			if b.catalog {
 				s.writeCatalog(b.pk)
 			}
+			w.pk = s.shard(b.pk) // see shard.go
 			w.store(b.recs, false)
 		}
 		clear(b.recs)
@@ -298,6 +299,8 @@ func (s *Sink) ensureTable() {
 type txWriter struct {
 	s       *Sink
 	actions []aztables.TransactionAction
+	pk      string // the shard the current batch goes to (shard.go)
+	buf     []byte // the batch's entities rewritten for that shard
 }
 
 // store writes recs (one partition) as one transaction, retrying transient
@@ -325,6 +328,7 @@ func (w *txWriter) store(recs []record, uncertain bool) {
 			}
 		case transient:
 			uncertain = true
+			s.throttled(recs[0].pk, w.pk, e)
 			s.c.retries.Add(1)
 			s.reportLimited("transient", fmt.Errorf("sink: retrying %d records: %w", len(recs), e))
 			if !s.backoff(attempt, e.RetryAfter) {
@@ -408,13 +412,17 @@ func (w *txWriter) submit(recs []record) *OpError {
 	ctx, cancel := context.WithTimeout(s.hardCtx, s.opts.RequestTimeout)
 	defer cancel()
 	ctx = noSDKRetry(ctx)
+	w.buf = w.buf[:0]
+	var entity []byte
 	if len(recs) == 1 {
-		_, err := s.table.AddEntity(ctx, recs[0].data, nil)
+		w.buf, entity = inShard(w.buf, recs[0].data, recs[0].pk, w.pk)
+		_, err := s.table.AddEntity(ctx, entity, nil)
 		return classify("AddEntity", err, s.hardCtx)
 	}
 	w.actions = w.actions[:0]
 	for _, r := range recs {
-		w.actions = append(w.actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: r.data})
+		w.buf, entity = inShard(w.buf, r.data, r.pk, w.pk)
+		w.actions = append(w.actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: entity})
 	}
 	_, err := s.table.SubmitTransaction(ctx, w.actions, nil)
 	clear(w.actions)

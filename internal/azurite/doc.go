@@ -67,6 +67,18 @@
 // so its faults disturb no other test. Stats counts requests, rejections by
 // code and faults by kind.
 //
+// # Scalability targets
+//
+// Azurite takes any load; Azure does not. Proxy.SetTargets makes the proxy
+// model Azure's scalability targets: token buckets of entities per
+// partition (2,000/s) and per account (20,000/s), settable and scalable
+// (Targets.Scaled(10): 200/s and 2,000/s) so that tests exceed them. A
+// request past either answers 503 ServerBusy with the Table service's
+// OData JSON error body and stores nothing; a $batch counts its entities.
+// Targets.Latency adds a nearby region's round trip to every request, and
+// Targets.Now lets tests refill the buckets with a fake clock instead of
+// sleeping. Stats.Throttled counts the 503s by scope.
+//
 // # Emulator findings (Azurite 3.37.0)
 //
 // Verified by TestEmulatorFindings:

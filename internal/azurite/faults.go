@@ -76,6 +76,10 @@ type Stats struct {
 	Rejected map[string]int
 	// Faults counts injected faults by kind (Fault* constants).
 	Faults map[string]int
+	// Throttled counts requests answered 503 ServerBusy by the
+	// scalability targets (SetTargets), by scope (TargetPartition,
+	// TargetAccount).
+	Throttled map[string]int
 }
 
 // SetFaults replaces the proxy's fault configuration and reseeds its
@@ -117,8 +121,8 @@ func (p *Proxy) Outage(d time.Duration) {
 	p.outageUntil = time.Now().Add(d)
 }
 
-// Reset clears faults and any outage and zeroes the statistics. Against a
-// real account it does nothing.
+// Reset clears faults, any outage and the scalability targets, and zeroes
+// the statistics. Against a real account it does nothing.
 func (p *Proxy) Reset() {
 	if p.real {
 		return
@@ -132,13 +136,14 @@ func (p *Proxy) resetLocked() {
 	p.faults = Faults{}
 	p.rng = newRNG(0)
 	p.outageUntil = time.Time{}
-	p.stats = Stats{Rejected: map[string]int{}, Faults: map[string]int{}}
+	p.limiter = nil
+	p.stats = Stats{Rejected: map[string]int{}, Faults: map[string]int{}, Throttled: map[string]int{}}
 }
 
 // Stats returns a snapshot of the proxy's counters.
 func (p *Proxy) Stats() Stats {
 	if p.real {
-		return Stats{Rejected: map[string]int{}, Faults: map[string]int{}}
+		return Stats{Rejected: map[string]int{}, Faults: map[string]int{}, Throttled: map[string]int{}}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -150,6 +155,10 @@ func (p *Proxy) Stats() Stats {
 	s.Faults = make(map[string]int, len(p.stats.Faults))
 	for k, v := range p.stats.Faults {
 		s.Faults[k] = v
+	}
+	s.Throttled = make(map[string]int, len(p.stats.Throttled))
+	for k, v := range p.stats.Throttled {
+		s.Throttled[k] = v
 	}
 	return s
 }

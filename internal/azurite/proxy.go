@@ -26,7 +26,8 @@ const maxRequestBody = 64 << 20
 // Proxy is an HTTP proxy on a free 127.0.0.1 port in front of Azurite. It
 // rejects what real Azure rejects but Azurite accepts (see ValidateEntity and
 // the package documentation) with Azure's status, error code and OData JSON
-// error body, and injects faults on command (SetFaults, Outage).
+// error body, injects faults on command (SetFaults, Outage), and models
+// Azure's scalability targets on command (SetTargets).
 //
 // All methods are safe for concurrent use; faults and statistics apply to
 // every request the proxy receives from then on.
@@ -51,6 +52,7 @@ type Proxy struct {
 	faults      Faults
 	rng         *rng
 	outageUntil time.Time
+	limiter     *limiter // scalability targets; nil: none
 	stats       Stats
 }
 
@@ -152,6 +154,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.reject(w, rej)
 		return
 	}
+	if !p.admit(w, r, body) {
+		return
+	}
 
 	if !isBatch(r) {
 		body = escapeNonASCII(r.Method, body)
@@ -179,6 +184,38 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, resp.Body)
+}
+
+// admit applies the scalability targets, if any, to a request that passed
+// the strict rules: it waits their latency, then charges the request's
+// entities or answers 503 ServerBusy. It reports whether to forward.
+func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, body []byte) bool {
+	p.mu.Lock()
+	l := p.limiter
+	p.mu.Unlock()
+	if l == nil {
+		return true
+	}
+	if l.latency > 0 {
+		t := time.NewTimer(l.latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return false
+		}
+	}
+	var ops []BatchOperation
+	if isBatch(r) {
+		ops, _ = ParseBatch(r.Header.Get("Content-Type"), body)
+	}
+	pk, n := cost(r, body, ops)
+	if scope := l.take(pk, float64(n)); scope != "" {
+		p.count(func(s *Stats) { s.Throttled[scope]++ })
+		writeServerBusy(w, scope)
+		return false
+	}
+	return true
 }
 
 // forward sends the request with its (already read) body to Azurite.

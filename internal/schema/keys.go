@@ -87,26 +87,49 @@ func KeyTime(t time.Time) time.Time {
 	return t
 }
 
-// ShardPartitionKey returns "<service>_<yyyyMMdd>_<shard>"; shard 0 is the
-// plain PartitionKey. Readers merge the shards of a day newest-first.
+// MaxShard is the highest shard number a PartitionKey may carry. Shard
+// suffixes are 1 to 3 digits, so they can never be mistaken for a day.
+const MaxShard = 999
+
+// ShardPartitionKey returns "<service>_<yyyyMMdd>_<shard>" for the UTC day
+// of t; shard 0 is the plain PartitionKey, so unsharded days and their
+// readers are unchanged. A service that writes more than one partition takes
+// (about 2,000 entities/s on Azure) spreads a day over shards 0..k, each
+// announced in the catalog (AppendCatalogShardEntity) before its first
+// record; readers merge a day's shards newest first (RowKeys order globally
+// by time). The service must have passed ValidateService; shard outside
+// [0, MaxShard] panics (a programming error).
 func ShardPartitionKey(service string, t time.Time, shard int) string {
-	pk := PartitionKey(service, t)
-	if shard == 0 {
-		return pk
+	return string(AppendShardPartitionKey(make([]byte, 0, len(service)+13), service, t, shard))
+}
+
+// AppendShardPartitionKey appends ShardPartitionKey(service, t, shard) to
+// dst.
+func AppendShardPartitionKey(dst []byte, service string, t time.Time, shard int) []byte {
+	if shard < 0 || shard > MaxShard {
+		panic(fmt.Sprintf("tablelog: shard %d outside [0, %d]", shard, MaxShard))
 	}
-	return pk + "_" + strconv.Itoa(shard)
+	dst = AppendPartitionKey(dst, service, t)
+	if shard == 0 {
+		return dst
+	}
+	dst = append(dst, '_')
+	return strconv.AppendInt(dst, int64(shard), 10)
 }
 
 // ParsePartitionKey splits a PartitionKey written by PartitionKey or
 // ShardPartitionKey. It parses from the right, so service names may contain
-// '_'. It returns an error for keys of any other shape.
+// '_'. It returns an error for keys of any other shape, including shard
+// suffixes ShardPartitionKey never writes ("_0", leading zeros, above
+// MaxShard), so every partition has exactly one key.
 func ParsePartitionKey(pk string) (service string, day time.Time, shard int, err error) {
 	rest := pk
-	// Optional shard suffix: "_<digits>" after the day.
+	// Optional shard suffix: "_<digits>" after the day (a day has 8).
 	if i := lastUnderscore(rest); i >= 0 && i+1 < len(rest) && len(rest)-i-1 != 8 && allDigits(rest[i+1:]) {
-		shard, err = strconv.Atoi(rest[i+1:])
-		if err != nil {
-			return "", time.Time{}, 0, fmt.Errorf("tablelog: bad shard in partition key %q", pk)
+		digits := rest[i+1:]
+		shard, err = strconv.Atoi(digits)
+		if err != nil || digits[0] == '0' || shard > MaxShard {
+			return "", time.Time{}, 0, fmt.Errorf("tablelog: bad shard %q in partition key %q (shards are 1..%d, written without leading zeros)", digits, pk, MaxShard)
 		}
 		rest = rest[:i]
 	}
