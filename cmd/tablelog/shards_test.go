@@ -72,7 +72,7 @@ func testShards(t *testing.T, bin string) {
 	if r.stdout != "hot  2025-10-01\n" {
 		t.Errorf("services --days:\n%s", r.stdout)
 	}
-	r = c.mustRun(0, "prune", "--before", "2025-10-02")
+	r = c.mustRun(0, "prune", "--before", "2025-10-02", "--yes")
 	if want := "day partitions of 1 service, 800 records, before 2025-10-02\n"; !strings.HasSuffix(r.stdout, want) || !strings.Contains(r.stdout, "hot_20251001_1 ") {
 		t.Errorf("prune:\n%s", r.stdout)
 	}
