@@ -1,0 +1,122 @@
+package web
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The histogram's drawing area (SVG user units; the SVG scales to the
+// page's width).
+const (
+	histWidth   = 1000.0
+	histHeight  = 80.0
+	histBuckets = 60
+)
+
+// histLevels are the level classes, bottom of a bar first.
+var histLevels = []string{"fatal", "error", "warn", "info", "debug"}
+
+// histogram is the loaded records per time bucket, stacked by level class,
+// drawn as inline SVG rectangles (no script, no inline style).
+type histogram struct {
+	Bars      []histBar
+	From, To  string
+	Max       int
+	Total     int
+	Bucket    string
+	Counts    []histCount // per level class, for the legend
+	Width     float64
+	Height    float64
+	ViewBox   string
+	Rendering bool
+}
+
+type histBar struct {
+	X, W  float64
+	Title string
+	Segs  []histSeg
+}
+
+type histSeg struct {
+	Y, H  float64
+	Class string
+}
+
+type histCount struct {
+	Class string
+	N     int
+}
+
+// buildHistogram buckets rows (newest first) by time between the oldest
+// and the newest; nil for no rows.
+func buildHistogram(rows []recordRow) *histogram {
+	if len(rows) == 0 {
+		return nil
+	}
+	oldest, newest := rows[0].t, rows[0].t
+	for _, r := range rows {
+		if r.t.Before(oldest) {
+			oldest = r.t
+		}
+		if r.t.After(newest) {
+			newest = r.t
+		}
+	}
+	span := newest.Sub(oldest)
+	n := histBuckets
+	step := span / time.Duration(n)
+	if step < time.Millisecond {
+		step = time.Millisecond
+		n = int(span/step) + 1
+		n = min(max(n, 1), histBuckets)
+	}
+	counts := make([]map[string]int, n)
+	for i := range counts {
+		counts[i] = map[string]int{}
+	}
+	total := map[string]int{}
+	for _, r := range rows {
+		i := int(r.t.Sub(oldest) / step)
+		i = min(max(i, 0), n-1)
+		counts[i][r.Class]++
+		total[r.Class]++
+	}
+	h := &histogram{Width: histWidth, Height: histHeight, ViewBox: fmt.Sprintf("0 0 %g %g", histWidth, histHeight+1),
+		From: oldest.UTC().Format(timeLayout), To: newest.UTC().Format(timeLayout), Total: len(rows), Bucket: step.String()}
+	for _, c := range counts {
+		sum := 0
+		for _, v := range c {
+			sum += v
+		}
+		h.Max = max(h.Max, sum)
+	}
+	bw := histWidth / float64(n)
+	for i, c := range counts {
+		bar := histBar{X: float64(i) * bw, W: max(bw-1, 0.5)}
+		y := histHeight
+		var parts []string
+		for _, cls := range histLevels {
+			v := c[cls]
+			if v == 0 {
+				continue
+			}
+			ht := float64(v) / float64(h.Max) * (histHeight - 2)
+			y -= ht
+			bar.Segs = append(bar.Segs, histSeg{Y: y, H: ht, Class: cls})
+			parts = append(parts, fmt.Sprintf("%d %s", v, cls))
+		}
+		from := oldest.Add(time.Duration(i) * step)
+		bar.Title = from.UTC().Format(timeLayout) + " +" + step.String() + ": " + strings.Join(parts, ", ")
+		if len(parts) == 0 {
+			bar.Title = from.UTC().Format(timeLayout) + " +" + step.String() + ": none"
+		}
+		h.Bars = append(h.Bars, bar)
+	}
+	for _, cls := range []string{"debug", "info", "warn", "error", "fatal"} {
+		if total[cls] > 0 {
+			h.Counts = append(h.Counts, histCount{Class: cls, N: total[cls]})
+		}
+	}
+	return h
+}
