@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/tablelog/tablelog/internal/azurite"
+)
+
+// The browser tests drive Debian's Chromium (headless) from Go. `make test`
+// installs it when missing; a missing browser fails the tests, never skips
+// them.
+
+// chromiumPath finds the browser: $TABLELOG_TEST_CHROMIUM, then chromium,
+// chromium-browser, google-chrome on PATH.
+func chromiumPath(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("TABLELOG_TEST_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium for the browser tests: run `make test` (it installs Debian's chromium), or apt-get install -y chromium, or set TABLELOG_TEST_CHROMIUM")
+	return ""
+}
+
+// newBrowser starts a headless Chromium for the test (stopped in
+// t.Cleanup) and returns the context of its first tab.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 900),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	// The first Do starts the browser, for the lifetime of ctx (so no
+	// timeout here).
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	return ctx
+}
+
+// tab is one browser tab on a web server, counting the dialogs (alert,
+// confirm, prompt) that open in it.
+type tab struct {
+	t       *testing.T
+	ctx     context.Context
+	ws      *webServer
+	dialogs atomic.Int32
+}
+
+func newTab(t *testing.T, browser context.Context, ws *webServer) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	tb := &tab{t: t, ctx: ctx, ws: ws}
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			tb.dialogs.Add(1)
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+		}
+	}()
+	return tb
+}
+
+// do runs actions with a timeout.
+func (tb *tab) do(actions ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		tb.t.Fatalf("browser: %v", err)
+	}
+}
+
+// open loads path and waits for the page.
+func (tb *tab) open(path string) {
+	tb.t.Helper()
+	tb.do(chromedp.Navigate(tb.ws.base + path))
+	tb.waitJS(`document.readyState === "complete"`)
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](tb *tab, expr string) T {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		tb.t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitJS polls a boolean expression until it is true (every 20 ms, for
+// at most 20 s). It polls from Go: the pages' CSP forbids the eval that
+// chromedp's Poll uses.
+func (tb *tab) waitJS(expr string) {
+	tb.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			loc := eval[string](tb, "location.href")
+			tb.t.Fatalf("waited 20 s for %s (at %s, err %v)", expr, loc, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// click clicks the element of a CSS selector and waits for the next page.
+func (tb *tab) clickAndLoad(sel string) {
+	tb.t.Helper()
+	before := eval[string](tb, "location.href")
+	tb.do(chromedp.Evaluate[chromedp.Void](`document.querySelector(` + jsString(sel) + `).click()`))
+	tb.waitJS(`location.href !== ` + jsString(before) + ` && document.readyState === "complete"`)
+}
+
+// submit sets the form's fields (name → value) and submits it with its
+// button, waiting for the result page.
+func (tb *tab) submit(form string, fields map[string]string) {
+	tb.t.Helper()
+	for name, v := range fields {
+		tb.do(chromedp.Evaluate[chromedp.Void](`document.querySelector(` + jsString(form+` [name="`+name+`"]`) + `).value = ` + jsString(v)))
+	}
+	tb.clickAndLoad(form + ` button[type="submit"]`)
+}
+
+// noScriptRan fails the test if a payload ran: the window flag they set,
+// or a dialog.
+func (tb *tab) noScriptRan(where string) {
+	tb.t.Helper()
+	if v := eval[string](tb, `typeof window.__xss + ":" + String(window.__xss)`); v != "undefined:undefined" {
+		tb.t.Errorf("%s: a payload ran (window.__xss is %s)", where, v)
+	}
+	if n := tb.dialogs.Load(); n != 0 {
+		tb.t.Errorf("%s: %d dialogs opened", where, n)
+	}
+}
+
+func jsString(s string) string { return fmt.Sprintf("%q", s) }
+
+var screenshotDir = flag.String("web.screenshots", "", "write the screenshots of the logs and audit views to this directory (docs/)")
+
+// TestWebBrowser loads each view in Chromium against data written by the
+// sink and auditlog, filters, pages, opens a detail, follows a live tail
+// while records are written (pausing and resuming it) and exports.
+func TestWebBrowser(t *testing.T) {
+	t.Parallel()
+	env := azurite.Get(t)
+	logs, audit := env.NewTable(t), env.NewTable(t)
+	seedWeb(t, logs, 12)
+	recordEvents(t, audit, "billing", nil, sampleEvents())
+	ws := startWeb(t, webEnv(t), append(tableArgs(logs, audit), "--page-size", "5", "--poll", "100ms", "--quiet")...)
+	tb := newTab(t, newBrowser(t), ws)
+
+	// Logs: the newest page, level colours, the histogram, the pickers.
+	tb.open("/logs")
+	if loc := eval[string](tb, "location.pathname + location.search"); loc != "/logs?service=checkout" {
+		t.Errorf("landing: %s", loc)
+	}
+	if n := eval[int](tb, `document.querySelectorAll("#rows tr").length`); n != 5 {
+		t.Errorf("first page: %d rows", n)
+	}
+	if n := eval[int](tb, `document.querySelectorAll(".hist svg rect[class^=lv-]").length`); n == 0 {
+		t.Error("no histogram bars")
+	}
+	colour := eval[string](tb, `getComputedStyle(document.querySelector("#rows .badge.lv-error, #rows .badge.lv-warn")).backgroundColor`)
+	if colour == "" || colour == "rgba(0, 0, 0, 0)" {
+		t.Errorf("level badge has no colour: %q", colour)
+	}
+	// Filter with the form: minimum level, then --where and text.
+	tb.submit("#logs-form", map[string]string{"level": "error"})
+	if s := eval[string](tb, "location.search"); !strings.Contains(s, "level=error") {
+		t.Errorf("after filtering: %s", s)
+	}
+	if n := eval[int](tb, `document.querySelectorAll("#rows tr").length`); n != 2 {
+		t.Errorf("level=error: %d rows", n)
+	}
+	tb.submit("#logs-form", map[string]string{"level": "", "where": `status>=500 or user_id="u-1"`, "q": "request 1"})
+	if n := eval[int](tb, `document.querySelectorAll("#rows tr").length`); n != 2 { // request 1 (u-1), request 10 (u-1); 11 is u-2 info
+		t.Errorf("where+text: %d rows: %s", n, eval[string](tb, `document.getElementById("rows").innerText`))
+	}
+	// Pages: older, then back to the newest.
+	tb.open("/logs?service=checkout")
+	first := eval[string](tb, `document.querySelector("#rows tr").dataset.id`)
+	tb.clickAndLoad("#older")
+	second := eval[string](tb, `document.querySelector("#rows tr").dataset.id`)
+	if second >= first || eval[int](tb, `document.querySelectorAll("#rows tr").length`) != 5 {
+		t.Errorf("older page starts at %s after %s", second, first)
+	}
+	tb.clickAndLoad("#newest")
+	if id := eval[string](tb, `document.querySelector("#rows tr").dataset.id`); id != first {
+		t.Errorf("newest: %s, want %s", id, first)
+	}
+	// Detail: click a record's time.
+	tb.open("/logs?service=checkout&q=request%205")
+	tb.clickAndLoad("#rows tr a")
+	if m := eval[string](tb, `document.getElementById("message-full").textContent`); m != "request 5" {
+		t.Errorf("detail message %q", m)
+	}
+	if f := eval[string](tb, `[...document.querySelectorAll("#fields dt")].map(e => e.textContent).join(",")`); f != "req,method,path,seq,status,user_id" {
+		t.Errorf("detail fields %q", f)
+	}
+	tb.clickAndLoad("#back")
+
+	// Live tail: records written while following appear; paused, they
+	// wait; resumed, they show.
+	tb.open("/logs?service=checkout")
+	tb.do(chromedp.Evaluate[chromedp.Void](`document.getElementById("live-toggle").click()`))
+	tb.waitJS(`document.getElementById("live-status").textContent.startsWith("following")`)
+	s := newSeeder(t, logs)
+	s.zap("checkout", time.Now(), zapcore.WarnLevel, "", "live record one")
+	s.flush()
+	tb.waitJS(`[...document.querySelectorAll("#rows tr td.msg")].some(td => td.textContent === "live record one")`)
+	if cls := eval[string](tb, `document.querySelector("#rows tr").className`); !strings.Contains(cls, "lv-warn") {
+		t.Errorf("live row class %q", cls)
+	}
+	tb.do(chromedp.Evaluate[chromedp.Void](`document.getElementById("live-toggle").click()`)) // pause
+	tb.waitJS(`document.getElementById("live-status").textContent === "paused"`)
+	s.zap("checkout", time.Now(), zapcore.WarnLevel, "", "live record two")
+	s.flush()
+	tb.waitJS(`document.getElementById("live-status").textContent === "paused · 1 new"`)
+	if eval[bool](tb, `[...document.querySelectorAll("#rows td.msg")].some(td => td.textContent === "live record two")`) {
+		t.Error("a record showed while paused")
+	}
+	tb.do(chromedp.Evaluate[chromedp.Void](`document.getElementById("live-toggle").click()`)) // resume
+	tb.waitJS(`document.querySelector("#rows tr td.msg").textContent === "live record two"`)
+
+	// Audit: the events, the verification, filters, export.
+	tb.open("/audit?service=billing")
+	if ok := eval[bool](tb, `document.getElementById("verify").classList.contains("ok")`); !ok {
+		t.Error("audit: not verified")
+	}
+	head := eval[string](tb, `document.getElementById("head").textContent`)
+	if !strings.HasPrefix(head, "5:") || len(head) != 66 {
+		t.Errorf("head %q", head)
+	}
+	if n := eval[int](tb, `document.querySelectorAll("#rows tr").length`); n != 5 {
+		t.Errorf("audit rows: %d", n)
+	}
+	tb.submit("#audit-form", map[string]string{"actor": "alice"})
+	if n := eval[int](tb, `document.querySelectorAll("#rows tr").length`); n != 2 {
+		t.Errorf("actor=alice: %d rows", n)
+	}
+	// The export link downloads the selection, as `audit export` writes it.
+	csv := evalAsync(tb, `fetch(document.getElementById("export-csv").href).then(r => r.text())`)
+	var cli, cliErr strings.Builder
+	if code := run(context.Background(), []string{"audit", "export", "--audit-table", tableArgs(logs, audit)[3], "-s", "billing", "--actor", "alice", "-o", "csv"},
+		nil, &cli, &cliErr, envMap(webEnv(t))); code != 0 {
+		t.Fatalf("audit export: %s", cliErr.String())
+	}
+	if csv != cli.String() {
+		t.Errorf("browser export:\n%s\nwant:\n%s", csv, cli.String())
+	}
+	tb.noScriptRan("views")
+}
+
+// evalAsync awaits a promise-valued expression's string.
+func evalAsync(tb *tab, expr string) string {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		tb.t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
+}
+
