@@ -13,8 +13,10 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/tablelog/tablelog/auditlog"
 	"github.com/tablelog/tablelog/internal/azurite"
 )
 
@@ -308,3 +310,145 @@ func evalAsync(tb *tab, expr string) string {
 	return v
 }
 
+
+// xssCorpus are values a hostile client could log: each would set
+// window.__xss or open a dialog if the page ran it.
+var xssCorpus = []string{
+	`<script>window.__xss=1</script>`,
+	`"><img src=x onerror="window.__xss=2">`,
+	`'><img src=x onerror='window.__xss=3'>`,
+	`<img src=x onerror=alert(4)>`,
+	`javascript:window.__xss=5`,
+	`<a href="javascript:window.__xss=6">click</a>`,
+	`<svg onload="window.__xss=7"></svg>`,
+	`<svg><script>window.__xss=8</script></svg>`,
+	`<svg><a xlink:href="javascript:window.__xss=9"><text y="20">x</text></a></svg>`,
+	`<math><mtext><table><mglyph><style><img src=x onerror=window.__xss=10>`,
+	`</textarea><script>window.__xss=11</script>`,
+	`</title><script>window.__xss=12</script>`,
+	`<iframe src="javascript:window.top.__xss=13"></iframe>`,
+	`<body onload="window.__xss=14">`,
+	`<details open ontoggle="window.__xss=15">`,
+	`<input autofocus onfocus="window.__xss=16">`,
+	`<meta http-equiv="refresh" content="0;url=javascript:window.__xss=17">`,
+	`<base href="javascript:window.__xss=18//">`,
+	`{{constructor.constructor('window.__xss=19')()}}`,
+	`</script><script>window.__xss=20</script>`,
+	"\u2028\u2029<script>window.__xss=21</script>",
+	"broken \xff\xfe UTF-8 <script>window.__xss=22</script> \xc3",
+	`<style>@import "javascript:window.__xss=23";</style>`,
+	`<object data="data:text/html,<script>parent.__xss=24</script>"></object>`,
+	`%3Cscript%3Ewindow.__xss=25%3C/script%3E`,
+	`&lt;script&gt;window.__xss=26&lt;/script&gt;`,
+}
+
+// TestWebXSS logs the corpus as messages, field names and field values
+// (and a 1 MB message), and as audit event fields, then loads every view
+// that shows them, the detail of each record and the live tail: each value
+// shows as text and nothing runs.
+func TestWebXSS(t *testing.T) {
+	t.Parallel()
+	env := azurite.Get(t)
+	logs, audit := env.NewTable(t), env.NewTable(t)
+	s := newSeeder(t, logs)
+	at := time.Now().Add(-time.Minute)
+	for i, p := range xssCorpus {
+		s.zap("xss", at.Add(time.Duration(i)*time.Millisecond), zapcore.ErrorLevel, p, p,
+			zap.String(p, p), zap.String("value", p), zap.Namespace(p), zap.String("nested", p))
+	}
+	big := strings.Repeat("<script>window.__xss=99</script>", 1<<20/32)
+	s.zap("xss", at.Add(time.Second), zapcore.InfoLevel, "", big)
+	s.flush()
+	var evs []auditlog.Event
+	for _, p := range xssCorpus[:20] {
+		evs = append(evs, auditlog.Event{Actor: p, Action: "act" + p, Target: p, Outcome: auditlog.Outcome(p[:min(len(p), 60)]), Reason: p, Attrs: map[string]any{p: p}})
+	}
+	recordEvents(t, audit, "xss", nil, evs)
+	ws := startWeb(t, webEnv(t), append(tableArgs(logs, audit), "--poll", "100ms", "--quiet")...)
+	tb := newTab(t, newBrowser(t), ws)
+
+	// shows reports whether text shows p: each of its valid UTF-8 runs
+	// (the writer replaces invalid bytes).
+	shows := func(text, p string) bool {
+		for _, part := range strings.Split(strings.ToValidUTF8(p, "\x00"), "\x00") {
+			if !strings.Contains(text, part) {
+				return false
+			}
+		}
+		return true
+	}
+	tb.open("/logs?service=xss")
+	if n := eval[int](tb, `document.querySelectorAll("#rows tr").length`); n != len(xssCorpus)+1 {
+		t.Errorf("rows: %d", n)
+	}
+	text := eval[string](tb, `document.getElementById("rows").textContent`)
+	for _, p := range xssCorpus {
+		if !shows(text, p) {
+			t.Errorf("the list does not show %q as text", p)
+		}
+	}
+	// Nothing the payloads would create exists.
+	if n := eval[int](tb, `document.querySelectorAll("main script, main img, main iframe, main object, main svg a, main details, main input:not(.filters input), main meta, main base, main math").length`); n != 0 {
+		t.Errorf("%d payload elements in the page", n)
+	}
+	tb.noScriptRan("logs list")
+	// Each record's detail: message, field names and values as text.
+	ids := eval[[]string](tb, `[...document.querySelectorAll("#rows tr")].map(tr => tr.dataset.id)`)
+	for _, id := range ids {
+		tb.open("/logs/record?service=xss&id=" + id)
+		msg := eval[string](tb, `document.getElementById("message-full").textContent`)
+		if len(msg) > 1000 {
+			if !strings.HasPrefix(msg, "<script>window.__xss=99</script>") || len(msg) < 500_000 {
+				t.Errorf("1 MB message: %d bytes shown", len(msg))
+			}
+			tb.noScriptRan("1 MB detail")
+			continue
+		}
+		keys := eval[[]string](tb, `[...document.querySelectorAll("#fields dt")].map(e => e.textContent)`)
+		vals := eval[[]string](tb, `[...document.querySelectorAll("#fields .val")].map(e => e.textContent)`)
+		if len(keys) != 4 || len(vals) != 3 || vals[0] != msg || !containsStr(keys, msg) {
+			t.Errorf("detail of %q: keys %q, values %q", msg, keys, vals)
+		}
+		tb.noScriptRan("detail " + msg)
+	}
+	// The live tail: payloads arriving as JSON become text.
+	tb.open("/logs?service=xss")
+	tb.do(chromedp.Evaluate[chromedp.Void](`document.getElementById("live-toggle").click()`))
+	tb.waitJS(`document.getElementById("live-status").textContent.startsWith("following")`)
+	for _, p := range xssCorpus {
+		s.zap("xss", time.Now(), zapcore.WarnLevel, p, "live "+p, zap.String(p, p))
+	}
+	s.flush()
+	tb.waitJS(`document.querySelectorAll("#rows tr.fresh").length === ` + fmt.Sprint(len(xssCorpus)))
+	text = eval[string](tb, `[...document.querySelectorAll("#rows tr.fresh td.msg")].map(td => td.textContent).join("\n")`)
+	for _, p := range xssCorpus {
+		if !shows(text, "live "+p) {
+			t.Errorf("the live tail does not show %q as text", p)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // an onerror would have fired by now
+	tb.noScriptRan("live tail")
+	// The audit view.
+	tb.open("/audit?service=xss")
+	text = eval[string](tb, `document.getElementById("rows").textContent`)
+	for _, p := range xssCorpus[:20] {
+		if !shows(text, p) {
+			t.Errorf("the audit list does not show %q as text", p)
+		}
+	}
+	if !eval[bool](tb, `document.getElementById("verify").classList.contains("ok")`) {
+		t.Error("xss trail: not verified")
+	}
+	tb.do(chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("details").forEach(d => d.open = true)`))
+	time.Sleep(200 * time.Millisecond)
+	tb.noScriptRan("audit")
+}
+
+func containsStr(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
