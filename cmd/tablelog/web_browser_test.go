@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"image/png"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -451,4 +454,93 @@ func containsStr(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestWebScreenshots renders the logs and audit views of a realistic
+// service in Chromium and checks the images; with -web.screenshots DIR it
+// writes them there (go test ./cmd/tablelog -run TestWebScreenshots
+// -web.screenshots $PWD/docs regenerates the README's).
+func TestWebScreenshots(t *testing.T) {
+	t.Parallel()
+	env := azurite.Get(t)
+	logs, audit := env.NewTable(t), env.NewTable(t)
+	s := newSeeder(t, logs)
+	now := time.Now().UTC().Truncate(time.Second)
+	type line struct {
+		lvl    zapcore.Level
+		logger string
+		msg    string
+		fields []zap.Field
+	}
+	users := []string{"u-1042", "u-2207", "u-0315", "u-8812"}
+	// 150 records over the last quarter hour, with a burst of errors and
+	// slow requests two thirds of the way.
+	at := now.Add(-15 * time.Minute)
+	for i := 0; i < 150; i++ {
+		gap := time.Duration(4000+(i*7919)%5000) * time.Millisecond
+		burst := i > 95 && i < 125
+		if burst {
+			gap = time.Duration(600+(i*131)%900) * time.Millisecond
+		}
+		at = at.Add(gap)
+		u := users[(i*7)%len(users)]
+		l := line{zapcore.InfoLevel, "http", "request served", []zap.Field{zap.String("method", "GET"), zap.String("path", "/cart"), zap.Int("status", 200), zap.String("user_id", u), zap.Int("took_ms", 8+(i*13)%40)}}
+		switch {
+		case burst && i%3 == 0, i%31 == 7:
+			l = line{zapcore.ErrorLevel, "payment", "charge failed", []zap.Field{zap.String("error", "card issuer timeout"), zap.Int("status", 502), zap.String("user_id", u), zap.Bool("retry", true)}}
+		case burst && i%3 == 1, i%11 == 4:
+			l = line{zapcore.WarnLevel, "http", "slow request", []zap.Field{zap.String("method", "POST"), zap.String("path", "/pay"), zap.Float64("seconds", 2.5+float64(i%5)/10), zap.String("user_id", u)}}
+		case i%7 == 2:
+			l = line{zapcore.DebugLevel, "cart", "cart loaded", []zap.Field{zap.String("user_id", u), zap.Int("items", 1+i%6)}}
+		case i%5 == 1:
+			l = line{zapcore.InfoLevel, "payment", "payment authorized", []zap.Field{zap.String("order", fmt.Sprintf("ord-%05d", 31000+i)), zap.Int("amount_cents", 1299+i*17), zap.String("currency", "EUR"), zap.String("user_id", u)}}
+		}
+		s.zap("checkout", at, l.lvl, l.logger, l.msg, l.fields...)
+	}
+	s.flush()
+	var evs []auditlog.Event
+	for i, e := range []struct{ actor, action, target, outcome, reason string }{
+		{"alice@example.com", "invoice.create", "inv-2025-0142", "success", ""},
+		{"bob@example.com", "invoice.delete", "inv-2025-0117", "denied", "not the owner"},
+		{"alice@example.com", "invoice.delete", "inv-2025-0117", "success", "customer request"},
+		{"svc-billing", "invoice.send", "inv-2025-0142", "success", ""},
+		{"carol@example.com", "role.grant", "user:dave@example.com", "success", "on-call rotation"},
+		{"mallory@example.net", "login", "", "failure", "bad password"},
+		{"mallory@example.net", "login", "", "failure", "bad password"},
+		{"carol@example.com", "export.run", "report:q4-revenue", "success", "quarterly close"},
+		{"svc-billing", "invoice.archive", "inv-2024-0981", "error", "storage unavailable"},
+		{"dave@example.com", "invoice.refund", "inv-2025-0098", "success", "duplicate charge"},
+	} {
+		evs = append(evs, auditlog.Event{Actor: e.actor, Action: e.action, Target: e.target, Outcome: auditlog.Outcome(e.outcome), Reason: e.reason,
+			SourceIP: fmt.Sprintf("203.0.113.%d", 10+i), RequestID: fmt.Sprintf("req-%04x", 0xa100+i*37)})
+	}
+	recordEvents(t, audit, "billing", nil, evs)
+	ws := startWeb(t, webEnv(t), append(tableArgs(logs, audit), "--quiet")...)
+	tb := newTab(t, newBrowser(t), ws)
+	tb.do(chromedp.EmulateViewport(1400, 860))
+	for _, shot := range []struct{ path, file string }{
+		{"/logs?service=checkout", "web-logs.png"},
+		{"/audit?service=billing", "web-audit.png"},
+	} {
+		tb.open(shot.path)
+		ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+		img, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := png.Decode(bytes.NewReader(img))
+		if err != nil {
+			t.Fatalf("%s: %v", shot.file, err)
+		}
+		if b := dec.Bounds(); b.Dx() != 1400 || b.Dy() != 860 {
+			t.Errorf("%s: %v", shot.file, b)
+		}
+		if *screenshotDir != "" {
+			if err := os.WriteFile(filepath.Join(*screenshotDir, shot.file), img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tb.noScriptRan("screenshots")
 }

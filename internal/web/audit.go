@@ -237,6 +237,9 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	sel.Set("format", "jsonl")
 	p.JSONLURL = pageURL("/audit/export", sel)
 	p.Range = describeRange(q.Since, q.Until)
+	if q.Since.IsZero() && q.Until.IsZero() {
+		p.Range = "all days"
+	}
 	p.Verify = s.verifyView(rep, vErr, q, f.Head)
 	s.render(w, r, http.StatusOK, "audit", &p)
 }

@@ -29,7 +29,6 @@ type histogram struct {
 	Width     float64
 	Height    float64
 	ViewBox   string
-	Rendering bool
 }
 
 type histBar struct {
@@ -63,14 +62,11 @@ func buildHistogram(rows []recordRow) *histogram {
 			newest = r.t
 		}
 	}
-	span := newest.Sub(oldest)
-	n := histBuckets
-	step := span / time.Duration(n)
-	if step < time.Millisecond {
-		step = time.Millisecond
-		n = int(span/step) + 1
-		n = min(max(n, 1), histBuckets)
-	}
+	// A round bucket width, bars aligned to it.
+	step := niceStep(newest.Sub(oldest) / histBuckets)
+	start := oldest.Truncate(step)
+	n := int(newest.Sub(start)/step) + 1
+	oldest = start
 	counts := make([]map[string]int, n)
 	for i := range counts {
 		counts[i] = map[string]int{}
@@ -119,4 +115,24 @@ func buildHistogram(rows []recordRow) *histogram {
 		}
 	}
 	return h
+}
+
+// niceSteps are the bucket widths offered.
+var niceSteps = []time.Duration{
+	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
+	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour,
+}
+
+// niceStep is the smallest round width of at least d (whole days beyond).
+func niceStep(d time.Duration) time.Duration {
+	for _, s := range niceSteps {
+		if s >= d {
+			return s
+		}
+	}
+	day := 24 * time.Hour
+	return (d + day - 1) / day * day
 }
