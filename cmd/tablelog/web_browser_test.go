@@ -313,7 +313,6 @@ func evalAsync(tb *tab, expr string) string {
 	return v
 }
 
-
 // xssCorpus are values a hostile client could log: each would set
 // window.__xss or open a dialog if the page ran it.
 var xssCorpus = []string{

@@ -20,15 +20,15 @@ var histLevels = []string{"fatal", "error", "warn", "info", "debug"}
 // histogram is the loaded records per time bucket, stacked by level class,
 // drawn as inline SVG rectangles (no script, no inline style).
 type histogram struct {
-	Bars      []histBar
-	From, To  string
-	Max       int
-	Total     int
-	Bucket    string
-	Counts    []histCount // per level class, for the legend
-	Width     float64
-	Height    float64
-	ViewBox   string
+	Bars     []histBar
+	From, To string
+	Max      int
+	Total    int
+	Bucket   string
+	Counts   []histCount // per level class, for the legend
+	Width    float64
+	Height   float64
+	ViewBox  string
 }
 
 type histBar struct {
