@@ -45,7 +45,7 @@ func chromiumPath(t testing.TB) string {
 
 // newBrowser starts a headless Chromium for the test (stopped in
 // t.Cleanup) and returns the context of its first tab.
-func newBrowser(t *testing.T) context.Context {
+func newBrowser(t testing.TB) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
@@ -76,13 +76,13 @@ func newBrowser(t *testing.T) context.Context {
 // tab is one browser tab on a web server, counting the dialogs (alert,
 // confirm, prompt) that open in it.
 type tab struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	ws      *webServer
 	dialogs atomic.Int32
 }
 
-func newTab(t *testing.T, browser context.Context, ws *webServer) *tab {
+func newTab(t testing.TB, browser context.Context, ws *webServer) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	t.Cleanup(cancel)

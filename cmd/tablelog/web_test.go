@@ -25,7 +25,7 @@ import (
 
 // webServer is `tablelog web` running in this process.
 type webServer struct {
-	t      *testing.T
+	t      testing.TB
 	base   string // http://127.0.0.1:PORT
 	token  string // printed with the URL, if any
 	lines  []string
@@ -38,7 +38,7 @@ var serveRE = regexp.MustCompile(`at (http://[^\s?/]+)/(?:\?token=(\S+))?`)
 // startWeb runs `tablelog web --addr 127.0.0.1:0` (unless args give an
 // --addr) with env and args, and waits for the URL it prints. It stops in
 // t.Cleanup and fails the test if it exited with an error.
-func startWeb(t *testing.T, env map[string]string, args ...string) *webServer {
+func startWeb(t testing.TB, env map[string]string, args ...string) *webServer {
 	t.Helper()
 	hasAddr := false
 	for _, a := range args {
@@ -163,7 +163,7 @@ func (ws *webServer) mustGet(want int, path string) string {
 
 // webEnv is the environment of a web server on the emulator through the
 // proxy.
-func webEnv(t *testing.T) map[string]string {
+func webEnv(t testing.TB) map[string]string {
 	return map[string]string{envConnectionString: azurite.Get(t).ConnectionString}
 }
 
