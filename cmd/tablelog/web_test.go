@@ -491,7 +491,7 @@ func TestWebAuditKeyed(t *testing.T) {
 	env[envAuditKey] = key
 	ws := startWeb(t, env, tableArgs(nil, tbl)...)
 	body := ws.mustGet(200, "/audit?service=billing")
-	if !strings.Contains(body, "✔ Chain verified") || !strings.Contains(body, "HMAC key") {
+	if !strings.Contains(body, "✔ Chain verified") || !strings.Contains(body, "HMAC-SHA-256 with the key") {
 		t.Errorf("keyed trail with the key: not verified")
 	}
 	for _, path := range []string{"/audit?service=billing", "/audit/export?service=billing&format=jsonl", "/static/app.js", "/logs"} {
