@@ -757,3 +757,42 @@ func TestWebNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestWebPageWeight: the logs view's first page of 100 typical records,
+// with its stylesheet, script and icon, stays under 150 KB uncompressed;
+// its permalink pins a relative time to an absolute one.
+func TestWebPageWeight(t *testing.T) {
+	t.Parallel()
+	tbl := azurite.Get(t).NewTable(t)
+	s := newSeeder(t, tbl)
+	start := time.Now().Add(-time.Minute)
+	for i := 0; i < 120; i++ {
+		s.zap("checkout", start.Add(time.Duration(i)*100*time.Millisecond), []zapcore.Level{zapcore.InfoLevel, zapcore.WarnLevel, zapcore.ErrorLevel}[i%3], "http",
+			"request handled for a customer of the shop", zap.String("user_id", "u-"+strconv.Itoa(i%1000)), zap.String("path", "/api/v1/orders/"+strconv.Itoa(i)),
+			zap.Int("status", 200), zap.Duration("elapsed", time.Duration(i)*time.Microsecond), zap.Bool("cached", i%3 == 0), zap.String("request_id", "req-0123456789abcdef"))
+	}
+	s.flush()
+	ws := startWeb(t, webEnv(t), append(tableArgs(tbl, nil), "--quiet")...)
+	page := ws.mustGet(200, "/logs?service=checkout&since=1h")
+	if n := countRows(page); n != 100 {
+		t.Fatalf("%d rows", n)
+	}
+	weight := len(page)
+	for _, p := range []string{"/static/app.css", "/static/app.js", "/static/favicon.svg"} {
+		weight += len(ws.mustGet(200, p))
+	}
+	t.Logf("page weight: %d bytes (HTML %d)", weight, len(page))
+	if weight > 150*1024 {
+		t.Errorf("page weight %d bytes > 150 KB", weight)
+	}
+	perma := href(t, page, "permalink")
+	m := regexp.MustCompile(`since=([^&]+)`).FindStringSubmatch(perma)
+	if m == nil {
+		t.Fatalf("permalink %s", perma)
+	}
+	raw, _ := url.QueryUnescape(m[1])
+	since, err := time.Parse(time.RFC3339Nano, raw)
+	if err != nil || time.Since(since) < 59*time.Minute || time.Since(since) > 61*time.Minute {
+		t.Errorf("permalink %s: %v", perma, err)
+	}
+}

@@ -97,11 +97,11 @@
     received++;
     if (paused) {
       if (buffer.length >= maxBuffered) {
-        // Too much to hold: stop, and replay from the last shown record
-        // on resume.
+        // Too much to hold: stop; resuming reloads the newest page (the
+        // older pages hold the rest).
         overflowed = true;
         stop();
-        setStatus("paused; more than " + maxBuffered + " new records: resume to reload them from the table");
+        setStatus("paused; more than " + maxBuffered + " new records arrived: resume reloads the newest page");
         return;
       }
       buffer.push(r);
@@ -164,13 +164,16 @@
       setStatus("paused");
       return;
     }
+    if (overflowed) {
+      location.reload();
+      return;
+    }
     paused = false;
     button.textContent = "❚❚ Pause";
     var pending = buffer;
     buffer = [];
     pending.forEach(addRow);
-    if (overflowed || !es) {
-      overflowed = false;
+    if (!es) {
       start(lastTime ? lastTime.replace(" ", "T") + "Z" : live.getAttribute("data-from"));
     }
     setStatus("following · " + received + " new");
