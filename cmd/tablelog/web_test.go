@@ -796,3 +796,43 @@ func TestWebPageWeight(t *testing.T) {
 		t.Errorf("permalink %s: %v", perma, err)
 	}
 }
+
+// TestWebUsage: web's usage errors exit 2 before anything is served, and
+// --help documents it.
+func TestWebUsage(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"web", "--poll", "0s"}, "--poll and --lookback must be positive"},
+		{[]string{"web", "--page-size", "0"}, "--page-size must be between 1 and 1000"},
+		{[]string{"web", "--addr", "8080"}, `--addr "8080" is not HOST:PORT`},
+		{[]string{"web", "extra"}, `unexpected argument "extra"`},
+		{[]string{"web", "--logs-table", "no-dashes"}, "is not a valid table name"},
+		{[]string{"web", "--key-file", "/nonexistent/key"}, "--key-file"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tt.args, nil, &stdout, &stderr, envMap(nil))
+		if code != exitUsage || stdout.Len() != 0 || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("tablelog %s: exit %d, stdout %q, stderr %q; want exit 2 and %q", strings.Join(tt.args, " "), code, stdout.String(), stderr.String(), tt.want)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"web", "--help"}, nil, &stdout, &stderr, envMap(nil)); code != 0 ||
+		!strings.Contains(stdout.String(), "Examples:") || !strings.Contains(stdout.String(), "-addr") {
+		t.Errorf("web --help: %d\n%s", code, stdout.String())
+	}
+	// A busy port: a clear error, exit 1.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"web", "--addr", ln.Addr().String()}, nil, &stdout, &stderr, envMap(map[string]string{envConnectionString: testCS})); code != exitFail || !strings.Contains(stderr.String(), "listen on") {
+		t.Errorf("busy port: %d %s", code, stderr.String())
+	}
+	if strings.Contains(stderr.String(), testKey) {
+		t.Error("the error shows the key")
+	}
+}
