@@ -67,7 +67,7 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(w, "retry: 2000\n: following %s\n\n", "records")
+	fmt.Fprint(w, "retry: 2000\n: following\n\n")
 	flusher.Flush()
 
 	type item struct {

@@ -164,18 +164,17 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	q, ferr := s.resolveLogs(f, now)
 	var (
-		wg          sync.WaitGroup
-		services    []string
-		days        []time.Time
-		recs        []query.Record
-		sErr, dErr  error
-		recErr      error
-		servicesCtx = ctx
+		wg         sync.WaitGroup
+		services   []string
+		days       []time.Time
+		recs       []query.Record
+		sErr, dErr error
+		recErr     error
 	)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		services, sErr = s.services(servicesCtx, "logs", s.logs)
+		services, sErr = s.services(ctx, "logs", s.logs)
 	}()
 	go func() {
 		defer wg.Done()
