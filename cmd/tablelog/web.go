@@ -145,14 +145,15 @@ func (a *app) web(ctx context.Context, args []string) error {
 		ErrorLog:          log.New(redactingWriter{a.stderr, a.redact}, "tablelog web: ", 0),
 	}
 	u := serveURL(ln.Addr(), *addr)
+	what := fmt.Sprintf("tables %s and %s (read-only, %s)", cf.logsTable, cf.auditTable, t.ep.kind)
 	switch {
 	case generated:
-		fmt.Fprintf(a.stdout, "tablelog web: serving %s (read-only) at %s?token=%s\n", t.ep.kind, u, token)
+		fmt.Fprintf(a.stdout, "tablelog web: serving %s at %s?token=%s\n", what, u, token)
 		fmt.Fprintf(a.stdout, "tablelog web: the access token was generated for this run (set $%s to choose one); requests without it get 401\n", envWebToken)
 	case token != "":
-		fmt.Fprintf(a.stdout, "tablelog web: serving %s (read-only) at %s (access token from $%s)\n", t.ep.kind, u, envWebToken)
+		fmt.Fprintf(a.stdout, "tablelog web: serving %s at %s (access token from $%s)\n", what, u, envWebToken)
 	default:
-		fmt.Fprintf(a.stdout, "tablelog web: serving %s (read-only) at %s\n", t.ep.kind, u)
+		fmt.Fprintf(a.stdout, "tablelog web: serving %s at %s\n", what, u)
 	}
 	if f, ok := a.stdout.(interface{ Sync() error }); ok {
 		_ = f.Sync()
