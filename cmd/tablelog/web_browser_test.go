@@ -258,6 +258,14 @@ func TestWebBrowser(t *testing.T) {
 	s.zap("checkout", time.Now(), zapcore.WarnLevel, "", "live record one")
 	s.flush()
 	tb.waitJS(`[...document.querySelectorAll("#rows tr td.msg")].some(td => td.textContent === "live record one")`)
+	// The stream replays from the newest listed record; that one is not
+	// shown twice nor counted.
+	if st := eval[string](tb, `document.getElementById("live-status").textContent`); st != "following · 1 new" {
+		t.Errorf("live status %q", st)
+	}
+	if n := eval[int](tb, `document.querySelectorAll("#rows tr").length`); n != 6 {
+		t.Errorf("rows after one live record: %d, want 6", n)
+	}
 	if cls := eval[string](tb, `document.querySelector("#rows tr").className`); !strings.Contains(cls, "lv-warn") {
 		t.Errorf("live row class %q", cls)
 	}

@@ -47,12 +47,19 @@
     return td;
   }
 
-  function addRow(r) {
-    if (!/^[0-9A-Z]{26}$/.test(r.id)) {
-      return;
+  // isNew reports whether r is a record not shown or held yet (the stream
+  // replays from the newest listed record, and again after a reconnect).
+  var held = {};
+  function isNew(r) {
+    if (!/^[0-9A-Z]{26}$/.test(r.id) || held[r.id]) {
+      return false;
     }
-    if (document.querySelector('tr[data-id="' + r.id + '"]')) {
-      return; // already shown (the list, or a replay after a reconnect)
+    return !document.querySelector('tr[data-id="' + r.id + '"]');
+  }
+
+  function addRow(r) {
+    if (!isNew(r)) {
+      return;
     }
     var cls = /^[a-z]+$/.test(r.class) ? r.class : "info";
     var tr = document.createElement("tr");
@@ -94,6 +101,9 @@
     } catch (e) {
       return;
     }
+    if (!isNew(r)) {
+      return;
+    }
     received++;
     if (paused) {
       if (buffer.length >= maxBuffered) {
@@ -105,6 +115,7 @@
         return;
       }
       buffer.push(r);
+      held[r.id] = true;
       setStatus("paused · " + buffer.length + " new");
       return;
     }
@@ -172,6 +183,7 @@
     button.textContent = "❚❚ Pause";
     var pending = buffer;
     buffer = [];
+    held = {};
     pending.forEach(addRow);
     if (!es) {
       start(lastTime ? lastTime.replace(" ", "T") + "Z" : live.getAttribute("data-from"));
