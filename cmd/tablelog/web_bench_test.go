@@ -100,23 +100,28 @@ func BenchmarkWebFirstPage(b *testing.B) {
 		weight += len(get(s))
 	}
 	var tPage, tTail time.Duration
+	pages, tails := make([]time.Duration, 0, b.N), make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {
 		// Alternate which goes first, so neither always follows the
 		// other's work in the emulator.
+		var dp, dt time.Duration
 		if i%2 == 0 {
 			s := time.Now()
 			page()
-			tPage += time.Since(s)
+			dp = time.Since(s)
 		}
 		s := time.Now()
 		tail()
-		tTail += time.Since(s)
+		dt = time.Since(s)
 		if i%2 == 1 {
 			s := time.Now()
 			page()
-			tPage += time.Since(s)
+			dp = time.Since(s)
 		}
+		tPage += dp
+		tTail += dt
+		pages, tails = append(pages, dp), append(tails, dt)
 	}
 	b.StopTimer()
 	n := float64(b.N)
@@ -124,8 +129,14 @@ func BenchmarkWebFirstPage(b *testing.B) {
 	b.ReportMetric(float64(tTail.Nanoseconds())/n, "tail-ns/op")
 	b.ReportMetric(float64(tPage)/float64(tTail), "page/tail")
 	b.ReportMetric(float64(weight), "page-bytes")
-	fmt.Printf("WebFirstPage: first page of 100 records %.2f ms = %.2fx Tail(100) (%.2f ms, target <= 1.3x); page weight %.1f KB (HTML+CSS+JS+icon, target <= 150 KB)\n",
-		float64(tPage.Microseconds())/n/1000, float64(tPage)/float64(tTail), float64(tTail.Microseconds())/n/1000, float64(weight)/1024)
+	// Medians resist the load spikes of a shared machine better than means.
+	slices.Sort(pages)
+	slices.Sort(tails)
+	mp, mt := pages[len(pages)/2], tails[len(tails)/2]
+	b.ReportMetric(float64(mp)/float64(mt), "median-page/tail")
+	fmt.Printf("WebFirstPage: first page of 100 records %.2f ms = %.2fx Tail(100) (%.2f ms, target <= 1.3x); medians %.2f ms vs %.2f ms = %.2fx; page weight %.1f KB (HTML+CSS+JS+icon, target <= 150 KB)\n",
+		float64(tPage.Microseconds())/n/1000, float64(tPage)/float64(tTail), float64(tTail.Microseconds())/n/1000,
+		float64(mp.Microseconds())/1000, float64(mt.Microseconds())/1000, float64(mp)/float64(mt), float64(weight)/1024)
 }
 
 func BenchmarkWebLiveTail(b *testing.B) {
