@@ -1,5 +1,6 @@
 # tablelog — build, test, demo. Everything a fresh machine needs is installed here:
-# Go modules through `go`, the Azurite emulator through npm from internal/azurite's lock file.
+# Go modules through `go`, the Azurite emulator through npm from internal/azurite's lock file,
+# Chromium (for the browser tests of `tablelog web`) through apt.
 
 GO        ?= go
 AZURITE   := internal/azurite
@@ -8,10 +9,10 @@ DEMO_DIR  := .azurite
 DEMO_PORT ?= 10002
 FUZZTIME  ?= 10s
 
-.PHONY: test demo bench fuzz vet fmt-check tidy-check azurite build clean demo-stop
+.PHONY: test demo bench fuzz vet fmt-check tidy-check azurite chromium build clean demo-stop
 
 ## test: install what is missing, then vet, gofmt and go.mod checks, race tests, short fuzz runs
-test: azurite vet fmt-check tidy-check build
+test: azurite chromium vet fmt-check tidy-check build
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
@@ -21,6 +22,14 @@ $(AZ_STAMP): $(AZURITE)/package.json $(AZURITE)/package-lock.json
 	@command -v npm >/dev/null || { echo "npm is required to install the Azurite emulator (apt-get install nodejs npm)"; exit 1; }
 	npm ci --prefix $(AZURITE) --no-audit --no-fund --loglevel=error
 	@touch $@
+
+## chromium: Debian's Chromium for the browser tests (cmd/tablelog web_browser_test.go); a missing
+## browser fails those tests, it never skips them
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "$$TABLELOG_TEST_CHROMIUM" ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update && sudo apt-get install -y chromium; \
+	  else echo "Chromium is required for the browser tests of tablelog web: apt-get install -y chromium"; exit 1; fi; }
 
 vet:
 	$(GO) vet ./...
@@ -49,14 +58,16 @@ build:
 ## bench: the comparison benchmarks, each against its baseline in the same run: Core/Handler
 ## (discarding table) and ClientCore/ClientHandler/ClientThroughput (tablelog.Client and
 ## *aztables.Client to an instant in-process endpoint) vs zap/slog JSON; EndToEnd against
-## Azurite; query (LogsRead: 100,000 records, client CPU per record) and auditlog
-bench: azurite
+## Azurite; Shards (throttling proxy); query (LogsRead: 100,000 records, client CPU per record),
+## auditlog; web (first page vs Tail(100), page weight, live tail latency)
+bench: azurite chromium
 	{ $(GO) test -run='^$$' -bench='^Benchmark(Core|Handler)$$' -benchmem -count=5 ./sink && \
 	  $(GO) test -run='^$$' -bench='^BenchmarkClient(Core|Handler)$$' -benchmem -count=5 ./sink && \
 	  $(GO) test -run='^$$' -bench='^BenchmarkClientThroughput$$' -benchmem -benchtime=1x -count=1 -timeout 60m ./sink && \
 	  $(GO) test -run='^$$' -bench='^BenchmarkEndToEnd$$' -benchmem -count=1 -timeout 60m ./sink && \
 	  $(GO) test -run='^$$' -bench='^BenchmarkShards$$' -benchtime=1x -count=1 -timeout 30m ./sink && \
-	  $(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 60m ./query ./auditlog; } | tee bench.out
+	  $(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 60m ./query ./auditlog && \
+	  $(GO) test -run='^$$' -bench='^BenchmarkWeb' -benchtime=50x -count=1 -timeout 20m ./cmd/tablelog; } | tee bench.out
 
 ## demo: start Azurite with disk persistence in .azurite/ and run the quickstart against it
 demo: azurite

@@ -643,10 +643,19 @@ func (a *app) auditExport(ctx context.Context, args []string) error {
 	if services, err = a.catalogServices(ctx, r, services, "audit trails (nothing recorded yet, or another table: --audit-table)", cf.auditTable); err != nil {
 		return err
 	}
-	out := bufio.NewWriter(a.stdout)
+	return writeAuditExport(ctx, r, a.stdout, services, q, *output, *raw)
+}
+
+// writeAuditExport writes the events of services selected by q (whose
+// Service is ignored) to w in format "jsonl" or "csv", oldest first: by
+// service, then day, then chain sequence. With raw, CSV cells that look
+// like spreadsheet formulas are written unchanged. Memory holds one day of
+// one service. tablelog web's export calls it too, so both are the same.
+func writeAuditExport(ctx context.Context, r *query.Reader, w io.Writer, services []string, q query.Audit, format string, raw bool) error {
+	out := bufio.NewWriter(w)
 	defer out.Flush()
 	var cw *csv.Writer
-	if *output == "csv" {
+	if format == "csv" {
 		cw = csv.NewWriter(out)
 		if err := cw.Write(csvHeader); err != nil {
 			return err
@@ -681,7 +690,7 @@ func (a *app) auditExport(ctx context.Context, args []string) error {
 			slices.SortFunc(evs, func(x, y query.AuditEvent) int { return cmp.Compare(x.Seq, y.Seq) })
 			for i := range evs {
 				if cw != nil {
-					err = cw.Write(auditCSVRecord(&evs[i], !*raw))
+					err = cw.Write(auditCSVRecord(&evs[i], !raw))
 				} else {
 					_, err = out.Write(appendAuditJSON(nil, &evs[i]))
 				}

@@ -8,6 +8,7 @@
 //	tablelog services                                 # services and their days
 //	tablelog audit verify -s billing --since 7d       # exit 1 on any break of the hash chain
 //	tablelog prune --before 30d --yes                 # retention, whole day partitions
+//	tablelog web                                      # browser view at http://127.0.0.1:8080/
 //
 // Every subcommand takes the same connection flags (see conn.go): a
 // connection string (flag or TABLELOG_CONNECTION_STRING or
@@ -111,6 +112,7 @@ var commands = []command{
 	{"services", "list the services and the days they have logs for", (*app).services},
 	{"audit", "list, verify and export audit trails (ls, verify, export)", (*app).audit},
 	{"prune", "delete whole days of logs older than a date", (*app).prune},
+	{"web", "serve a read-only browser view of logs and audit trails", (*app).web},
 }
 
 const mainUsage = `tablelog reads structured logs and audit trails stored in Azure Table Storage.
