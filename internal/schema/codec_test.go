@@ -384,3 +384,18 @@ func TestFloat32ShortestDecimal(t *testing.T) {
 		t.Errorf("Float32 allocates %v times", n)
 	}
 }
+
+// U+2028 and U+2029 are written escaped, as encoding/json writes them:
+// JavaScript reads them as line breaks, and the emulator's $batch parser
+// answers 500 to a body holding them raw. They read back unchanged.
+func TestLineSeparatorsEscaped(t *testing.T) {
+	s := "a\u2028b\u2029c"
+	got, units, n, bad := appendJSONString(nil, s, 1<<20)
+	if string(got) != `"a\u2028b\u2029c"` || units != 5 || n != len(s) || bad {
+		t.Fatalf("appendJSONString(%q) = %s, %d, %d, %v", s, got, units, n, bad)
+	}
+	var back string
+	if err := json.Unmarshal(got, &back); err != nil || back != s {
+		t.Fatalf("read back %q, %v", back, err)
+	}
+}

@@ -964,6 +964,16 @@ func appendJSONString(dst []byte, s string, maxUnits int) ([]byte, int, int, boo
 			run = i
 			continue
 		}
+		if r == '\u2028' || r == '\u2029' {
+			// Escaped as encoding/json does: JavaScript reads them as line
+			// breaks, and the emulator's $batch parser answers 500 to them.
+			dst = append(dst, s[run:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			units++
+			run = i
+			continue
+		}
 		i += size
 		units += n
 	}
