@@ -17,7 +17,8 @@ import (
 // the day is throttled (503 ServerBusy, or 500/503 OperationTimedOut) the
 // sink adds a shard "<service>_<yyyyMMdd>_<k>" to the day, at most one
 // every shardGrowInterval and up to Options.MaxShards in all, and spreads
-// the day's later transactions over its shards round-robin:
+// the day's later transactions over its shards round-robin, passing over a
+// shard for shardCoolDown after it throttled one:
 //
 //   - a transaction never mixes shards: the worker picks one shard per
 //     transaction, and its retries and bisections stay in it (its keys are

@@ -144,9 +144,23 @@ func TestShardsWhenThrottled(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for i, s := range sinks {
-		wg.Go(func() { writeN(t, s, perSink, string(rune('a'+i))) })
+		wg.Go(func() {
+			writeN(t, s, perSink/2, string(rune('a'+i)))
+			// The rest once this writer has a second shard, so that they
+			// spread however fast the first half was dispatched.
+			for deadline := time.Now().Add(time.Minute); s.Stats().ShardsAdded == 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Errorf("sink %d added no shard", i)
+					return
+				}
+			}
+			writeN(t, s, perSink/2, string(rune('A'+i)))
+		})
 	}
 	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
 	for i, s := range sinks {
 		if err := s.Close(ctxT(t, 2*time.Minute)); err != nil {
 			t.Fatalf("sink %d Close: %v", i, err)

@@ -27,7 +27,8 @@
 // ServerBusy, or OperationTimedOut), the sink adds a shard partition
 // "<service>_<yyyyMMdd>_<k>" to the day (at most one every 250 ms, up to
 // Options.MaxShards, default 16; 1 turns this off) and spreads the day's
-// later transactions over its shards round-robin. A transaction never mixes
+// later transactions over its shards round-robin, passing over a shard for
+// 500 ms after it throttled one. A transaction never mixes
 // shards, and its retries stay in its shard. Before its first transaction
 // into a shard, the sink inserts the shard's catalog entry (insert-only, so
 // an add-only credential suffices, and several processes of one service can

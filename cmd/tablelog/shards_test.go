@@ -37,6 +37,14 @@ func testShards(t *testing.T, bin string) {
 	const n = 800
 	core := s.Core(zapcore.DebugLevel)
 	for i := range n {
+		if i == n/2 {
+			// Once the day has a second shard, the rest: they spread.
+			for deadline := time.Now().Add(time.Minute); s.Stats().ShardsAdded == 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the sink added no shard")
+				}
+			}
+		}
 		ent := zapcore.Entry{Level: zapcore.InfoLevel, Time: day.Add(time.Duration(i) * time.Second), Message: "r"}
 		if err := core.Write(ent, []zap.Field{zap.Int("i", i)}); err != nil {
 			t.Fatal(err)
