@@ -138,6 +138,24 @@
 // follows the chain from there). It is never the authority: Verify does
 // not use it to find days.
 //
+// # Throughput ceiling
+//
+// A service's trail is one chain, so it is written into one partition per
+// day, and Azure takes about 2,000 entities/s per partition (503 ServerBusy
+// beyond; the writer retries those as transient, honouring Retry-After).
+// Unlike logs, a trail is never sharded: a shard would need its own chain or
+// a cross-partition claim, and either gives up the single order Verify
+// checks. Group commit is how a writer approaches the ceiling: a Writer
+// keeps one transaction in flight and the next takes every Record call that
+// queued meanwhile (up to 100 events, 4 MiB), so with a 5–10 ms round trip
+// one Writer can offer 10,000–20,000 events/s, well past the partition's
+// 2,000. Several Writers of one service share the ceiling and lose
+// transactions to each other's slots (re-chained, counted in
+// Stats.Conflicts), so one Writer per process with many goroutines is the
+// efficient shape. A service that must record more than ~2,000 audit
+// events/s sustained should split its trail by service name (each name is
+// its own chain with its own head to record).
+//
 // # Verify
 //
 // Verify reads every partition of the service in the range with one query
