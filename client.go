@@ -61,6 +61,10 @@ type Client struct {
 	tblPath string // the table's URL path segment, escaped
 	bounds  boundaries
 	bufs    sync.Pool // *bytes.Buffer of $batch bodies
+	// pageHint is the size of the last query page read: the next page's
+	// buffer is allocated at about that size when the response does not
+	// state its length.
+	pageHint atomic.Int64
 }
 
 var (
@@ -101,8 +105,9 @@ func newClientParts(base, table, sas string, auth policy.Policy, options *Client
 		AllowedQueryParameters: []string{"$filter", "$select", "$top", "$format", "NextPartitionKey", "NextRowKey", "sv", "ss", "srt", "sp", "se", "st", "spr", "tn"},
 		AllowedHeaders:         []string{"x-ms-continuation-NextPartitionKey", "x-ms-continuation-NextRowKey", "Prefer", "Preference-Applied", "DataServiceVersion", "x-ms-error-code"},
 	}
+	plOpts.PerRetry = []policy.Policy{policyFunc(sizedDownload)}
 	if auth != nil {
-		plOpts.PerRetry = []policy.Policy{auth}
+		plOpts.PerRetry = append(plOpts.PerRetry, auth)
 	}
 	c := &Client{
 		pl:     runtime.NewPipeline(moduleName, moduleVersion, plOpts, &o),
@@ -371,4 +376,40 @@ func (r *batchBody) release(c *Client, buf *bytes.Buffer) {
 	if r.off.Load() == int64(len(r.b)) && buf.Cap() <= 8<<20 {
 		c.bufs.Put(buf)
 	}
+}
+
+// pageBody carries a query page's body out of the pipeline: sizedDownload
+// reads it into one buffer sized from Content-Length (or from the previous
+// page) instead of azcore's growing io.ReadAll.
+type pageBody struct {
+	hint int    // expected size, 0 if unknown
+	b    []byte // the body, once read
+}
+
+// sizedDownload reads the body of a successful response to a request that
+// carries a *pageBody. It runs inside the retry loop, so a failed read is
+// retried like any transport failure.
+func sizedDownload(req *policy.Request) (*http.Response, error) {
+	var pb *pageBody
+	if !req.OperationValue(&pb) || pb == nil {
+		return req.Next()
+	}
+	runtime.SkipBodyDownload(req) // azcore still downloads error bodies
+	resp, err := req.Next()
+	if err != nil || resp.StatusCode >= 300 {
+		return resp, err
+	}
+	size := pb.hint
+	if resp.ContentLength > 0 && resp.ContentLength < 64<<20 {
+		size = int(resp.ContentLength)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	_, err = buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	pb.b = buf.Bytes()
+	resp.Body = http.NoBody
+	return resp, nil
 }
