@@ -123,10 +123,10 @@ type pending struct {
 	err   error
 }
 
-// New returns a Writer for the service trail in table (usually an
-// *aztables.Client for the audit table, which must exist). It validates the
-// options and does not touch the network; the first Record reads the
-// chain's head. Errors: an invalid service name, a Key shorter than 16
+// New returns a Writer for the service trail in table (usually a
+// *tablelog.Client for the audit table; the writer creates the table before
+// its first commit unless Options.NoCreateTable). It validates the options
+// and does not touch the network; the first Record reads the chain's head. Errors: an invalid service name, a Key shorter than 16
 // bytes, a nil table, MaxBatch out of 1..100.
 func New(table Table, opts Options) (*Writer, error) {
 	if table == nil {

@@ -15,7 +15,7 @@ import (
 // A slog record with a zero Time ("no time", as slog has it) is keyed by
 // its arrival and stored without a Time column. Time-bounded queries apply
 // their exact bounds to its key's time instead, so it is found; Record.Time
-// stays zero (issue 14, item 5).
+// stays zero.
 func TestZeroTimeRecordInTimeBoundedQueries(t *testing.T) {
 	t.Parallel()
 	tbl := azurite.Get(t).NewTable(t)

@@ -78,7 +78,7 @@ func memSmallRecords(zl *zap.Logger, sl *slog.Logger, producer, i int) {
 	}
 }
 
-// Item 4 with a spool (issue 14): records that find the buffer full wait
+// Item 4 with a spool: records that find the buffer full wait
 // on disk, each with an entry in memory (its spool ticket, sequence number
 // and size). Those entries count against BufferBytes, so a 30 s outage
 // with small records written at full speed keeps the retained heap within

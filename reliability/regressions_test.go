@@ -1,7 +1,6 @@
 package reliability
 
-// Cases that found bugs in other packages, added to the suite once fixed
-// (see the reliability report on issue 7).
+// Cases that found bugs in other packages, added to the suite once fixed.
 
 import (
 	"log/slog"

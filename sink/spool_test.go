@@ -589,7 +589,8 @@ func TestSpoolReplayConflictAfterTransientFailure(t *testing.T) {
 
 // A damaged length field in the middle of a spool segment costs that one
 // record: the next Sink sends every record after it, counts the skipped
-// bytes in Stats.SpoolCorruptBytes and reports them (issue 14, item 3).
+// bytes in Stats.SpoolCorruptBytes and reports them (before, the rest of
+// the segment was lost).
 func TestSpoolCorruptLengthLosesOneRecord(t *testing.T) {
 	t.Parallel()
 	p, tbl := faultyTable(t)

@@ -133,7 +133,7 @@ func TestPruneProgress(t *testing.T) {
 
 // TestPruneBefore: --before takes a date or N days or weeks (N >= 1) before
 // today, and refuses durations and zero with a clear message, before any
-// request (issue 14: "30m" used to mean "everything but today").
+// request ("30m" once meant "everything but today").
 func TestPruneBefore(t *testing.T) {
 	now := time.Date(2026, 12, 6, 10, 30, 0, 0, time.UTC)
 	for in, want := range map[string]string{

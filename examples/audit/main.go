@@ -20,8 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tablelog/tablelog"
 	"github.com/tablelog/tablelog/auditlog"
-	"github.com/tablelog/tablelog/internal/account"
 	"github.com/tablelog/tablelog/query"
 )
 
@@ -37,8 +37,12 @@ func main() {
 
 func run(addr string, serve bool) error {
 	ctx := context.Background()
-	cs, _ := account.ConnectionString(os.Getenv)
-	table, err := account.Table(cs, "audit")
+	// The account from $TABLELOG_CONNECTION_STRING, else the local emulator.
+	cs := os.Getenv("TABLELOG_CONNECTION_STRING")
+	if cs == "" {
+		cs = "UseDevelopmentStorage=true"
+	}
+	table, err := tablelog.NewClientFromConnectionString(cs, "audit", nil)
 	if err != nil {
 		return err
 	}

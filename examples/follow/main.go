@@ -14,7 +14,7 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/tablelog/tablelog/internal/account"
+	"github.com/tablelog/tablelog"
 	"github.com/tablelog/tablelog/query"
 	"github.com/tablelog/tablelog/sink"
 )
@@ -33,8 +33,12 @@ func main() {
 		defer cancel()
 	}
 
-	cs, _ := account.ConnectionString(os.Getenv)
-	logs, err := account.Table(cs, "logs")
+	// The account from $TABLELOG_CONNECTION_STRING, else the local emulator.
+	cs := os.Getenv("TABLELOG_CONNECTION_STRING")
+	if cs == "" {
+		cs = "UseDevelopmentStorage=true"
+	}
+	logs, err := tablelog.NewClientFromConnectionString(cs, "logs", nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

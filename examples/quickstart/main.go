@@ -14,7 +14,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/tablelog/tablelog/internal/account"
+	"github.com/tablelog/tablelog"
 	"github.com/tablelog/tablelog/query"
 	"github.com/tablelog/tablelog/sink"
 	"go.uber.org/zap"
@@ -32,11 +32,13 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	cs, emulator := account.ConnectionString(os.Getenv)
-	if emulator {
+	// The account from $TABLELOG_CONNECTION_STRING, else the local emulator.
+	cs := os.Getenv("TABLELOG_CONNECTION_STRING")
+	if cs == "" {
 		fmt.Fprintln(os.Stderr, "quickstart: no TABLELOG_CONNECTION_STRING; using the local emulator at 127.0.0.1:10002")
+		cs = "UseDevelopmentStorage=true"
 	}
-	logs, err := account.Table(cs, "logs")
+	logs, err := tablelog.NewClientFromConnectionString(cs, "logs", nil)
 	if err != nil {
 		return err
 	}

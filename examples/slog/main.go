@@ -11,13 +11,17 @@ import (
 	"os"
 	"time"
 
-	"github.com/tablelog/tablelog/internal/account"
+	"github.com/tablelog/tablelog"
 	"github.com/tablelog/tablelog/sink"
 )
 
 func main() {
-	cs, _ := account.ConnectionString(os.Getenv)
-	logs, err := account.Table(cs, "logs")
+	// The account from $TABLELOG_CONNECTION_STRING, else the local emulator.
+	cs := os.Getenv("TABLELOG_CONNECTION_STRING")
+	if cs == "" {
+		cs = "UseDevelopmentStorage=true"
+	}
+	logs, err := tablelog.NewClientFromConnectionString(cs, "logs", nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -925,7 +925,7 @@ func TestReadCorrupt(t *testing.T) {
 // TestCorruptLengthResync damages the length field of a frame in the
 // middle of a full-size segment: the scan resynchronises on the next valid
 // frame, so only that record is lost and exactly its bytes are counted
-// (issue 14: before, the rest of the segment was skipped).
+// (before, the rest of the segment was skipped).
 func TestCorruptLengthResync(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, Options{Dir: dir, SegmentBytes: 8 << 20})
