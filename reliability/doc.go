@@ -1,4 +1,4 @@
-// Package reliability holds tablelog's reliability suite (issue 7): tests
+// Package reliability holds tablelog's reliability suite: tests
 // only, no API. They prove that logging is never the reason data vanishes or
 // a service falls over, against the Azurite emulator behind the strict proxy
 // of internal/azurite:
@@ -40,6 +40,6 @@
 // longest being the 100,000-record run (about two minutes, on an Azurite
 // of its own) and the 20 s outages.
 //
-// Cases that fail because of bugs in other packages (see the reliability
-// report on issue 7) join the suite once those are fixed.
+// Cases that fail because of bugs in other packages join the suite once
+// those are fixed.
 package reliability
