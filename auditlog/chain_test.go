@@ -3,12 +3,14 @@ package auditlog
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
@@ -147,6 +149,12 @@ func TestAddOnlySAS(t *testing.T) {
 	_, err := w0.Record(ctx, Event{Actor: "a", Action: "b"})
 	if err == nil || !strings.Contains(err.Error(), "ReadTable") {
 		t.Fatalf("Record with an add-only client and no ReadTable: %v", err)
+	}
+	// The error keeps its chain: the service's answer is there to inspect,
+	// while the message carries no URL (and so no SAS).
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden || strings.Contains(err.Error(), "sig=") || strings.Contains(err.Error(), "http") {
+		t.Fatalf("Record's error chain: %v (%T)", err, errors.Unwrap(err))
 	}
 
 	readOnly := readOnlyTable(t, e, name)

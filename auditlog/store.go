@@ -135,6 +135,24 @@ func describe(err error) string {
 	return azure.Redact(err).Error()
 }
 
+// describeErr is describe that keeps err's chain: its message is
+// describe(err), and errors.Is and errors.As see the cause (a
+// context error, an *azcore.ResponseError). Nil for nil.
+func describeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &describedError{msg: describe(err), err: err}
+}
+
+type describedError struct {
+	msg string
+	err error
+}
+
+func (e *describedError) Error() string { return e.msg }
+func (e *describedError) Unwrap() error { return e.err }
+
 // listOptions builds a query on one partition with an optional RowKey
 // range and $top.
 func listOptions(pk, lo, hi string, top int32) *aztables.ListEntitiesOptions {

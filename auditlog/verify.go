@@ -191,7 +191,7 @@ func Verify(ctx context.Context, table ReadTable, opts VerifyOptions) (Report, e
 		return rep, err
 	}
 	if err := v.readCatalog(); err != nil {
-		return fail(fmt.Errorf("auditlog: reading the catalog: %s", describe(err)))
+		return fail(fmt.Errorf("auditlog: reading the catalog: %w", describeErr(err)))
 	}
 	lo, hi := opts.Service+"_0", opts.Service+"_:"
 	if !v.from.IsZero() {
@@ -208,7 +208,7 @@ func Verify(ctx context.Context, table ReadTable, opts VerifyOptions) (Report, e
 		if errors.Is(err, ErrKeyRequired) {
 			return fail(err)
 		}
-		return fail(fmt.Errorf("auditlog: reading %s's trail: %s", opts.Service, describe(err)))
+		return fail(fmt.Errorf("auditlog: reading %s's trail: %w", opts.Service, describeErr(err)))
 	}
 	if err := v.endDay(); err != nil {
 		return fail(err)
@@ -605,7 +605,7 @@ func (v *verifier) anchor(w link) error {
 		return found == nil, nil
 	})
 	if err != nil {
-		return fmt.Errorf("auditlog: reading the event before the range: %s", describe(err))
+		return fmt.Errorf("auditlog: reading the event before the range: %w", describeErr(err))
 	}
 	switch {
 	case found == nil:

@@ -332,7 +332,7 @@ func (w *Writer) commit(batch []*pending) {
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && ctx.Err() != nil {
 			w.pos.known = false
-			err := fmt.Errorf("auditlog: storing %d event(s) gave up after %s: %s", len(batch), w.opts.CommitTimeout, describe(lastErr))
+			err := fmt.Errorf("auditlog: storing %d event(s) gave up after %s: %w", len(batch), w.opts.CommitTimeout, describeErr(lastErr))
 			if unknown {
 				err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 			}
@@ -413,15 +413,15 @@ func (w *Writer) commit(batch []*pending) {
 				}
 				return
 			}
-			w.finish(batch, fmt.Errorf("auditlog: the service refused the event: %s", describe(err)))
+			w.finish(batch, fmt.Errorf("auditlog: the service refused the event: %w", describeErr(err)))
 			return
 		default:
 			if unknown {
 				w.pos.known = false
-				w.finish(batch, fmt.Errorf("%w: auditlog: storing events: %s", ErrOutcomeUnknown, describe(err)))
+				w.finish(batch, fmt.Errorf("%w: auditlog: storing events: %w", ErrOutcomeUnknown, describeErr(err)))
 				return
 			}
-			w.finish(batch, fmt.Errorf("auditlog: storing events: %s", describe(err)))
+			w.finish(batch, fmt.Errorf("auditlog: storing events: %w", describeErr(err)))
 			return
 		}
 	}
@@ -519,7 +519,7 @@ func errDescribed(err error) error {
 	if errors.Is(err, ErrCorruptTrail) || errors.Is(err, ErrClock) {
 		return err
 	}
-	return errors.New(describe(err))
+	return describeErr(err)
 }
 
 // insert sends the batch: a single AddEntity for one event (cheaper for the
