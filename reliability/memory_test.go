@@ -233,8 +233,13 @@ func boundedMemory(t *testing.T, policy sink.Overflow, outage time.Duration, wri
 		switch {
 		case !haveMid:
 			t.Errorf("the buffer never filled during the outage (high-water %d of %d bytes)", maxBuffered, bufferBytes)
-		case stOutage.Enqueued != stMid.Enqueued:
-			t.Errorf("Block accepted %d records after the buffer was full", stOutage.Enqueued-stMid.Enqueued)
+		case stOutage.Enqueued-stMid.Enqueued > stOutage.Written-stMid.Written:
+			// Nothing is stored during the outage but what was already on
+			// its way when it began (on a loaded machine the buffer is
+			// full before the outage, and those transactions complete
+			// after it was seen full): Block may take in only as many
+			// records as left the buffer.
+			t.Errorf("Block accepted %d records after the buffer was full, while %d left it", stOutage.Enqueued-stMid.Enqueued, stOutage.Written-stMid.Written)
 		}
 	case sink.DropNewest:
 		if stOutage.Dropped == 0 {

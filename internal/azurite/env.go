@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"go.uber.org/goleak"
 )
 
 // EnvConnectionString names the environment variable that points the
@@ -89,7 +90,32 @@ func run(m *testing.M) int {
 	}()
 	defer signal.Stop(sig)
 
-	return m.Run()
+	// Goroutines running now (the emulator's, the proxy's, the signal
+	// watcher) are the harness's; any other still running after the tests
+	// leaked from the code under test.
+	ignore := goleak.IgnoreCurrent()
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(append(leakIgnored(), ignore)...); err != nil {
+			fmt.Fprintf(os.Stderr, "azurite: goroutines leaked by the tests: %v\n", err)
+			return 1
+		}
+	}
+	return code
+}
+
+// leakIgnored lists goroutines the leak check does not count: idle
+// keep-alive connections of HTTP clients and servers, which the transport
+// keeps by design.
+func leakIgnored() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("net/http.(*conn).serve"),
+		goleak.IgnoreAnyFunction("net/http.(*conn).serve"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	}
 }
 
 func setup() (*Env, func(), error) {
