@@ -58,6 +58,12 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
 	if !q.Since.IsZero() && q.Since.Before(now.Add(-s.opts.Lookback)) {
 		q.Since = now.Add(-s.opts.Lookback)
 	}
+	if q.Since.IsZero() {
+		// From the request on, not from whenever Follow's first poll runs:
+		// a record stored between the answer's headers and that poll would
+		// otherwise count as old and never be sent.
+		q.Since = now
+	}
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		plain(w, http.StatusInternalServerError, "streaming is not supported")
