@@ -56,6 +56,8 @@ func BenchmarkShards(b *testing.B) {
 		busy, notStored  int
 		closeErr         error
 		readOK, followOK string
+		blocked          uint64   // writes that waited for room in the buffer
+		slow             []string // logging calls over 50 ms: when, how long, the buffer then
 	}
 	results := map[string]*result{}
 	run := func(variant string, maxShards int, withFollow bool) {
@@ -114,7 +116,13 @@ func BenchmarkShards(b *testing.B) {
 					for ; n < due && time.Now().Before(end); n++ {
 						t0 := time.Now()
 						l.Info("request served", zap.Int("n", n), zap.String("path", "/api/v1/orders"), zap.Int("status", 200), zap.Duration("took", 1234*time.Microsecond))
-						waits = append(waits, time.Since(t0))
+						w := time.Since(t0)
+						waits = append(waits, w)
+						if w > 50*time.Millisecond && len(r.slow) < 5 {
+							st := s.Stats()
+							r.slow = append(r.slow, fmt.Sprintf("at %v: %v (buffer %d KiB, %d writes blocked so far, %d shards)",
+								t0.Sub(start).Round(time.Millisecond), w.Round(time.Millisecond), st.BufferedBytes>>10, st.Blocked, st.Shards))
+						}
 					}
 				}
 				tick.Stop()
@@ -135,6 +143,7 @@ func BenchmarkShards(b *testing.B) {
 					r.p99, r.max = waits[len(waits)*99/100], waits[len(waits)-1]
 				}
 				r.shards = st.Shards
+				r.blocked = st.Blocked
 				ps := p.Stats()
 				r.busy = ps.Throttled[azurite.TargetPartition] + ps.Throttled[azurite.TargetAccount]
 				b.ReportMetric(r.perSec, "stored/s")
@@ -179,6 +188,7 @@ func BenchmarkShards(b *testing.B) {
 				name, r.offered, rate, seconds, r.loadTook.Round(time.Millisecond), r.atEnd, float64(r.atEnd)/r.loadTook.Seconds(), r.stored, float64(r.stored)/float64(max(r.offered, 1)),
 				r.closeTook.Round(time.Millisecond), r.notStored,
 				r.p99.Round(time.Microsecond), r.max.Round(time.Microsecond), r.shards, r.busy, r.closeErr)
+			fmt.Printf("BenchmarkShards %-14s writes that waited for room in the buffer: %d; calls over 50 ms: %d %v\n", name, r.blocked, len(r.slow), r.slow)
 			if r.readOK != "" {
 				fmt.Printf("BenchmarkShards %-14s read back: %s\n", name, r.readOK)
 			}

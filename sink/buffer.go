@@ -75,6 +75,7 @@ func (s *Sink) enqueue(pk, rk string, entity []byte) error {
 		need = spilledCost // its entry, waiting on disk
 	}
 	s.mu.Lock()
+	waited := false
 	for !s.closed && s.bufBytes > 0 && s.bufBytes+need > s.opts.BufferBytes {
 		if s.opts.Overflow == DropNewest {
 			s.c.dropped.Add(1)
@@ -85,6 +86,10 @@ func (s *Sink) enqueue(pk, rk string, entity []byte) error {
 			s.signal(s.flushNow)
 			s.reportLimited("drop", errors.New("sink: buffer full (Options.BufferBytes); dropping records (Overflow: DropNewest)"))
 			return nil
+		}
+		if !waited {
+			waited = true
+			s.c.blocked.Add(1)
 		}
 		s.blocked++
 		s.signal(s.flushNow)

@@ -153,6 +153,8 @@ type Sink struct {
 	work     chan *batch
 	hardCtx  context.Context // cancelled when Close gives up
 	hardStop context.CancelFunc
+	shardCtx context.Context // cancelled when Close has delivered the records: shard announcements stop
+	shardEnd context.CancelFunc
 	wg       sync.WaitGroup // dispatcher and workers
 	closeMu  sync.Mutex
 	closing  atomic.Bool   // Close has begun: append nothing more to the spool
@@ -163,7 +165,8 @@ type Sink struct {
 	tableSem   chan struct{} // held while creating the table (a channel, not a mutex: waiters can give up)
 	tableReady atomic.Bool
 
-	shards shardSet // shard.go
+	shards   shardSet   // shard.go
+	catalogs catalogSet // catalog.go
 
 	limitMu    sync.Mutex
 	limitLast  map[string]time.Time
@@ -177,7 +180,7 @@ type counters struct {
 	repaired, truncated, replaced, retries      atomic.Uint64
 	failedBatches, failedRecords, catalogWrites atomic.Uint64
 	spooled, spilled, replayed, spoolFull       atomic.Uint64
-	spoolErrors, shardsAdded                    atomic.Uint64
+	spoolErrors, shardsAdded, blocked           atomic.Uint64
 }
 
 type pkCache struct {
@@ -194,6 +197,7 @@ type Stats struct {
 	Written  uint64 // records stored (including Replaced)
 	Dropped  uint64 // records discarded because the buffer was full (DropNewest)
 	Rejected uint64 // records refused because the Sink was closed
+	Blocked  uint64 // writes that waited for room in the buffer (Overflow Block) before being enqueued or refused
 
 	Repaired  uint64 // values the encoder stored in another form (see internal/schema)
 	Truncated uint64 // values the encoder cut short or left out to fit the entity limits
@@ -324,6 +328,7 @@ func New(table Table, opts Options) (*Sink, error) {
 	s.space = sync.NewCond(&s.mu)
 	s.pool.New = func() any { return newEncState(s) }
 	s.hardCtx, s.hardStop = context.WithCancel(context.Background())
+	s.shardCtx, s.shardEnd = context.WithCancel(s.hardCtx)
 	var spoolErr error
 	if o.SpoolDir != "" {
 		spoolErr = s.openSpool()
@@ -349,6 +354,7 @@ func (s *Sink) Stats() Stats {
 	st.Dropped = s.c.dropped.Load()
 	st.Rejected = s.c.rejected.Load()
 	s.mu.Unlock()
+	st.Blocked = s.c.blocked.Load()
 	st.Repaired = s.c.repaired.Load()
 	st.Truncated = s.c.truncated.Load()
 	st.Replaced = s.c.replaced.Load()
@@ -481,6 +487,7 @@ func (s *Sink) Close(ctx context.Context) error {
 		s.mu.Unlock()
 		<-s.replayDone
 	}
+	s.shardEnd() // nothing is left to spread over shards
 	close(s.quit)
 	s.wg.Wait()
 	s.hardStop()

@@ -19,11 +19,10 @@ import (
 
 // batch is one transaction's worth of records of a single partition.
 type batch struct {
-	pk      string
-	recs    []record
-	catalog bool // the first batch of its partition in this process
-	size    int  // payload estimate: at least the sum of wireSize
-	exact   bool // size is the sum of wireSize
+	pk    string
+	recs  []record
+	size  int  // payload estimate: at least the sum of wireSize
+	exact bool // size is the sum of wireSize
 }
 
 // maxPayload is the payload budget of one transaction: Azure's 4 MiB less a
@@ -53,7 +52,7 @@ var lt, gt, amp, e2 = []byte{'<'}, []byte{'>'}, []byte{'&'}, []byte{0xe2}
 func (s *Sink) dispatch() {
 	defer s.wg.Done()
 	defer close(s.work)
-	d := &dispatcher{s: s, seen: map[string]bool{}}
+	d := &dispatcher{s: s}
 	tick := time.NewTicker(s.opts.FlushInterval)
 	defer tick.Stop()
 	poll := time.NewTimer(fullPoll)
@@ -97,9 +96,8 @@ type dispatcher struct {
 	queue   []record // taken from Sink.pending, not yet in a transaction
 	keep    []record
 	batches []*batch
-	open    []*batch        // per partition, the batch being filled
-	seen    map[string]bool // partitions whose catalog entity was sent
-	take    []spilled       // records being read back from the spool
+	open    []*batch  // per partition, the batch being filled
+	take    []spilled // records being read back from the spool
 }
 
 // send takes the queue (and what fits of the records waiting in the spool)
@@ -211,10 +209,6 @@ func (d *dispatcher) send(all bool) (poll bool) {
 	}
 
 	for i, b := range d.batches {
-		if !d.seen[b.pk] {
-			d.seen[b.pk] = true
-			b.catalog = true
-		}
 		select {
 		case s.work <- b:
 		case <-s.hardCtx.Done():
@@ -230,7 +224,7 @@ func (s *Sink) newBatch(pk string) *batch {
 	if b == nil {
 		b = &batch{recs: make([]record, 0, s.opts.BatchSize)}
 	}
-	b.pk, b.recs, b.catalog, b.size, b.exact = pk, b.recs[:0], false, 0, false
+	b.pk, b.recs, b.size, b.exact = pk, b.recs[:0], 0, false
 	return b
 }
 
@@ -243,10 +237,8 @@ func (s *Sink) worker() {
 			s.finish(b.recs, false, context.Canceled)
 		} else {
 			s.ensureTable()
-			if b.catalog {
-				s.writeCatalog(b.pk)
-			}
-			w.pk = s.shard(b.pk) // see shard.go
+			s.ensureCatalog(b.pk)
+			w.pk, w.gen = s.shard(b.pk) // see shard.go
 			w.store(b.recs, false)
 		}
 		clear(b.recs)
@@ -300,6 +292,7 @@ type txWriter struct {
 	s       *Sink
 	actions []aztables.TransactionAction
 	pk      string // the shard the current batch goes to (shard.go)
+	gen     int    // the day's shard count when pk was picked
 	buf     []byte // the batch's entities rewritten for that shard
 }
 
@@ -328,7 +321,7 @@ func (w *txWriter) store(recs []record, uncertain bool) {
 			}
 		case transient:
 			uncertain = true
-			s.throttled(recs[0].pk, w.pk, e)
+			s.throttled(recs[0].pk, w.pk, w.gen, e)
 			s.c.retries.Add(1)
 			s.reportLimited("transient", fmt.Errorf("sink: retrying %d records: %w", len(recs), e))
 			if !s.backoff(attempt, e.RetryAfter) {
@@ -430,14 +423,14 @@ func (w *txWriter) submit(recs []record) *OpError {
 }
 
 // insertOne inserts one entity, retrying transient failures, and denied
-// ones too if retryDenied. It returns nil when the entity is stored (or
-// already was).
-func (s *Sink) insertOne(entity []byte, retryDenied bool) *OpError {
+// ones too if retryDenied, until ctx ends. It returns nil when the entity
+// is stored (or already was).
+func (s *Sink) insertOne(ctx context.Context, entity []byte, retryDenied bool) *OpError {
 	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(s.hardCtx, s.opts.RequestTimeout)
-		_, err := s.table.AddEntity(noSDKRetry(ctx), entity, nil)
+		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		_, err := s.table.AddEntity(noSDKRetry(rctx), entity, nil)
 		cancel()
-		e := classify("AddEntity", err, s.hardCtx)
+		e := classify("AddEntity", err, ctx)
 		if e == nil || e.class == exists {
 			return nil
 		}
@@ -454,7 +447,7 @@ func (s *Sink) insertOne(entity []byte, retryDenied bool) *OpError {
 			}
 		}
 		s.reportLimited(kind, e)
-		if !s.backoff(attempt, e.RetryAfter) {
+		if !s.backoffCtx(ctx, attempt, e.RetryAfter) {
 			return &OpError{Op: "AddEntity", Err: context.Canceled, class: aborted}
 		}
 	}
@@ -465,6 +458,11 @@ func (s *Sink) insertOne(entity []byte, retryDenied bool) *OpError {
 // service's Retry-After when that is longer. It returns false if the sink
 // gave up meanwhile.
 func (s *Sink) backoff(attempt int, retryAfter time.Duration) bool {
+	return s.backoffCtx(s.hardCtx, attempt, retryAfter)
+}
+
+// backoffCtx is backoff giving up when ctx ends.
+func (s *Sink) backoffCtx(ctx context.Context, attempt int, retryAfter time.Duration) bool {
 	d := s.opts.MaxRetryInterval
 	if attempt < 30 {
 		if x := s.opts.MinRetryInterval << attempt; x > 0 && x < d {
@@ -480,7 +478,7 @@ func (s *Sink) backoff(attempt int, retryAfter time.Duration) bool {
 	select {
 	case <-t.C:
 		return true
-	case <-s.hardCtx.Done():
+	case <-ctx.Done():
 		return false
 	}
 }
