@@ -168,9 +168,7 @@ type Sink struct {
 	shards   shardSet   // shard.go
 	catalogs catalogSet // catalog.go
 
-	limitMu    sync.Mutex
-	limitLast  map[string]time.Time
-	limitCount map[string]int
+	limit *rateLimit // of reportLimited
 
 	c counters
 }
@@ -311,18 +309,17 @@ func New(table Table, opts Options) (*Sink, error) {
 		return nil, err
 	}
 	s := &Sink{
-		table:      table,
-		opts:       o,
-		gen:        schema.NewGenerator(nil),
-		kick:       make(chan struct{}, 1),
-		flushNow:   make(chan struct{}, 1),
-		quit:       make(chan struct{}),
-		work:       make(chan *batch),
-		stopped:    make(chan struct{}),
-		limitLast:  map[string]time.Time{},
-		limitCount: map[string]int{},
-		tableSem:   make(chan struct{}, 1),
-		shards:     shardSet{max: o.MaxShards, days: map[string]*dayShards{}},
+		table:    table,
+		opts:     o,
+		gen:      schema.NewGenerator(nil),
+		kick:     make(chan struct{}, 1),
+		flushNow: make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		work:     make(chan *batch),
+		stopped:  make(chan struct{}),
+		limit:    newRateLimit(time.Second),
+		tableSem: make(chan struct{}, 1),
+		shards:   shardSet{max: o.MaxShards, days: map[string]*dayShards{}},
 	}
 	s.tableReady.Store(o.NoCreateTable)
 	s.space = sync.NewCond(&s.mu)
@@ -542,17 +539,10 @@ func (s *Sink) Close(ctx context.Context) error {
 // reportLimited passes err to the ErrorHandler at most once a second per
 // kind, with the number of reports suppressed since.
 func (s *Sink) reportLimited(kind string, err error) {
-	s.limitMu.Lock()
-	now := time.Now()
-	if last, ok := s.limitLast[kind]; ok && now.Sub(last) < time.Second {
-		s.limitCount[kind]++
-		s.limitMu.Unlock()
+	ok, n := s.limit.allow(kind)
+	if !ok {
 		return
 	}
-	n := s.limitCount[kind]
-	s.limitLast[kind] = now
-	s.limitCount[kind] = 0
-	s.limitMu.Unlock()
 	if n > 0 {
 		err = fmt.Errorf("%w (and %d more like it)", err, n)
 	}
