@@ -61,12 +61,12 @@ func (s *Sink) dispatch() {
 	for {
 		all := true
 		select {
-		case <-s.kick:
+		case <-s.buf.kick:
 			all = false
 		case <-pollC:
 			all = false
 		case <-tick.C:
-		case <-s.flushNow:
+		case <-s.buf.flushNow:
 		case <-s.quit:
 			d.send(true)
 			return
@@ -93,8 +93,8 @@ const fullPoll = 2 * time.Millisecond
 // dispatching does not allocate in the steady state.
 type dispatcher struct {
 	s       *Sink
-	queue   []record // taken from Sink.pending, not yet in a transaction
-	keep    []record
+	queue   []record // taken from the buffer, not yet in a transaction
+	keep    []record // the next queue: what holdBack keeps
 	batches []*batch
 	open    []*batch  // per partition, the batch being filled
 	take    []spilled // records being read back from the spool
@@ -108,26 +108,33 @@ type dispatcher struct {
 // It reports whether to poll: when it was woken for full transactions
 // (not all) and sent some, the load is sustained, so the dispatcher looks
 // again after fullPoll and the writers do not wake it meanwhile (see
-// Sink.kickLocked).
+// buffer.kickLocked).
 func (d *dispatcher) send(all bool) (poll bool) {
 	s := d.s
-	s.mu.Lock()
-	taken := s.pending
-	s.pending, s.spare = s.spare[:0], nil
-	s.pendingBytes = 0
-	s.kicked = false
-	s.mu.Unlock()
+	taken := s.buf.take()
 	d.queue = append(d.queue, taken...)
-	clear(taken)
-	s.mu.Lock()
-	if s.spare == nil {
-		s.spare = taken[:0]
-	}
-	s.mu.Unlock()
+	s.buf.recycle(taken)
 	if d.refill() {
 		all = true
 	}
+	d.cut()
+	if !all {
+		d.holdBack()
+	}
+	d.queue, d.keep = d.keep, d.queue[:0]
+	clear(d.open)
+	poll = !all && len(d.batches) > 0
+	carried, carriedBytes := d.carried()
+	s.buf.dispatched(carried, carriedBytes, poll)
+	d.handOut()
+	return poll
+}
 
+// cut groups the queue into transactions (d.batches), one partition each,
+// in queue order, each within BatchSize records and maxPayload bytes; the
+// queue is left to be cleared.
+func (d *dispatcher) cut() {
+	s := d.s
 	d.batches, d.open = d.batches[:0], d.open[:0]
 	for _, r := range d.queue {
 		var b *batch
@@ -167,47 +174,48 @@ func (d *dispatcher) send(all bool) (poll bool) {
 		b.size += ws
 	}
 	d.keep = d.keep[:0]
-	if !all {
-		// Keep each partition's last, partial batch for later.
-		n := 0
-		for _, b := range d.batches {
-			if len(b.recs) < s.opts.BatchSize && b.size < maxPayload/2 && slices.Contains(d.open, b) {
-				d.keep = append(d.keep, b.recs...)
-				clear(b.recs)
-				s.batchPool.Put(b)
-				continue
-			}
-			d.batches[n] = b
-			n++
-		}
-		clear(d.batches[n:])
-		d.batches = d.batches[:n]
-	}
 	clear(d.queue)
-	d.queue, d.keep = d.keep, d.queue[:0]
-	clear(d.open)
-	// The largest partial transaction kept (they are contiguous in the
-	// queue, one per partition) decides when new records may fill one.
-	carried, carriedBytes := 0, 0
+}
+
+// holdBack moves each partition's last transaction, if less than full,
+// out of d.batches into d.keep (the next queue).
+func (d *dispatcher) holdBack() {
+	s := d.s
+	n := 0
+	for _, b := range d.batches {
+		if len(b.recs) < s.opts.BatchSize && b.size < maxPayload/2 && slices.Contains(d.open, b) {
+			d.keep = append(d.keep, b.recs...)
+			clear(b.recs)
+			s.batchPool.Put(b)
+			continue
+		}
+		d.batches[n] = b
+		n++
+	}
+	clear(d.batches[n:])
+	d.batches = d.batches[:n]
+}
+
+// carried returns the size of the largest partial transaction held back
+// in the queue (they are contiguous, one per partition): it decides when
+// new records may fill one (see buffer.kickLocked).
+func (d *dispatcher) carried() (records, bytes int) {
 	for i := 0; i < len(d.queue); {
 		n, nb := 0, 0
 		for j := i; j < len(d.queue) && d.queue[j].pk == d.queue[i].pk; j++ {
 			n++
 			nb += len(d.queue[j].data)
 		}
-		carried, carriedBytes = max(carried, n), max(carriedBytes, nb)
+		records, bytes = max(records, n), max(bytes, nb)
 		i += n
 	}
-	s.mu.Lock()
-	s.carried, s.carriedBytes = carried, carriedBytes
-	s.polling = !all && len(d.batches) > 0
-	poll = s.polling
-	kick := s.kickLocked()
-	s.mu.Unlock()
-	if kick {
-		s.signal(s.kick)
-	}
+	return records, bytes
+}
 
+// handOut gives d.batches to the workers, one at a time (a worker must be
+// free to take one), or finishes them as abandoned once Close gave up.
+func (d *dispatcher) handOut() {
+	s := d.s
 	for i, b := range d.batches {
 		select {
 		case s.work <- b:
@@ -216,7 +224,6 @@ func (d *dispatcher) send(all bool) (poll bool) {
 		}
 		d.batches[i] = nil
 	}
-	return poll
 }
 
 func (s *Sink) newBatch(pk string) *batch {
