@@ -24,17 +24,20 @@
 //
 // One partition takes about 2,000 entities/s on Azure, and a service writes
 // one partition per UTC day. When a transaction is throttled (503
-// ServerBusy, or OperationTimedOut), the sink adds a shard partition
-// "<service>_<yyyyMMdd>_<k>" to the day (at most one every 250 ms, up to
-// Options.MaxShards, default 16; 1 turns this off) and spreads the day's
-// later transactions over its shards round-robin, passing over a shard for
-// 500 ms after it throttled one. A transaction never mixes
-// shards, and its retries stay in its shard. Before its first transaction
-// into a shard, the sink inserts the shard's catalog entry (insert-only, so
-// an add-only credential suffices, and several processes of one service can
-// announce the same shard), so readers (package query) learn of every shard
-// before it holds a record; a shard whose entry cannot be stored is not
-// used. Stats.Shards and Stats.ShardsAdded show what happened.
+// ServerBusy, or OperationTimedOut) after being spread over every shard
+// the day has, the sink adds a shard partition "<service>_<yyyyMMdd>_<k>"
+// to the day (at most one every 100 ms, up to Options.MaxShards, default
+// 16; 1 turns this off) and spreads the day's later transactions over its
+// shards round-robin, passing over a shard for 500 ms after it throttled
+// one. A transaction never mixes shards, and its retries stay in its
+// shard. Before a shard's first record, a background goroutine inserts the
+// shard's catalog entry and its marker in the day's own partition
+// (insert-only, so an add-only credential suffices, and several processes
+// of one service can announce the same shard); the shard is used only
+// once both are stored, so readers (package query) learn of every shard
+// before it holds a record, and no logging call or worker waits for an
+// announcement. A shard whose announcement fails is not used. Stats.Shards
+// and Stats.ShardsAdded show what happened.
 //
 // # Durable spool
 //
