@@ -37,9 +37,10 @@ import (
 //     shard whose announcement fails is never used, and the day gets no
 //     more shards;
 //   - a throttle only adds a shard when its transaction was sent while the
-//     day had as many shards as now: the transactions in flight when a
-//     shard is added, throttled afterwards, say nothing about whether the
-//     new count suffices, so the count settles near the rate / the
+//     day had as many shards as now, all of them announced: the
+//     transactions in flight when a shard is added (or picked while it was
+//     being announced), throttled afterwards, say nothing about whether
+//     the new count suffices, so the count settles near the rate / the
 //     partition's target;
 //   - records are encoded for shard 0 (their keys are fixed at encode
 //     time); the worker rewrites the PartitionKey of the copies it sends.
@@ -84,6 +85,7 @@ type dayShards struct {
 	day     time.Time
 	n       int         // shards added: 0..n-1 (shard 0 is always there)
 	ready   []bool      // per shard, announced (shard 0: always)
+	live    int         // shards announced (shard 0 included)
 	next    int         // round-robin position
 	grown   time.Time   // when the last shard was added
 	limit   int         // shards that may be added (lowered when an announcement fails)
@@ -163,14 +165,17 @@ func (s *Sink) throttled(pk, spk string, gen int, e *OpError) {
 				}
 			}
 		}
-		d = &dayShards{service: service, day: day, n: 1, limit: ss.max, ready: make([]bool, ss.max), busy: make([]time.Time, ss.max)}
+		d = &dayShards{service: service, day: day, n: 1, live: 1, limit: ss.max, ready: make([]bool, ss.max), busy: make([]time.Time, ss.max)}
 		d.ready[0] = true
 		ss.days[pk] = d
 	}
 	if k := shardOf(pk, spk); k >= 0 && k < len(d.busy) {
 		d.busy[k] = now.Add(shardCoolDown)
 	}
-	if gen < d.n || d.n >= d.limit || now.Sub(d.grown) < shardGrowInterval {
+	// Grow only on a throttle the current shards could not prevent: its
+	// transaction was sent when the day had as many shards as now, and
+	// every one of them is in use (none is still being announced).
+	if gen < d.n || d.live < d.n || d.n >= d.limit || now.Sub(d.grown) < shardGrowInterval {
 		return
 	}
 	k := d.n
@@ -197,6 +202,7 @@ func (s *Sink) announce(pk string, d *dayShards, k int) {
 	switch {
 	case e == nil:
 		d.ready[k] = true
+		d.live++
 	case e.class == aborted:
 	default:
 		d.limit = min(d.limit, d.n) // no more shards for the day
