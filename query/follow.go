@@ -47,9 +47,11 @@ const arrivalMargin = 5 * time.Second
 // with q.Since set it first emits the stored records from Since on (all of
 // them are held in memory, oldest first), then the new ones.
 //
-// Each poll reads the catalog for the shards of the days it spans (so a
-// shard another writer starts mid-follow is polled from then on), then,
-// across those days' partitions (so a day rollover is seamless), the records whose time is within Lookback of now and that the
+// Each poll reads, across the days it spans (so a day rollover is
+// seamless), each day's partition and its shards (learnt from the markers
+// on the first page of the day's partition, so a shard another writer
+// starts mid-follow is polled from then on; an unsharded day costs one
+// request a poll), the records whose time is within Lookback of now and that the
 // server stamped since shortly before the newest one already seen. Records
 // not seen before are emitted oldest first (by ULID); a record that lands
 // late is emitted when it lands, after newer ones emitted earlier. No record
@@ -182,10 +184,12 @@ func (f *follower) pollOnce(ctx context.Context, now time.Time) (batch []arrival
 	}
 	service := f.q.Service
 	s := scan{
-		Groups: f.r.shardGroups(ctx, service, f.horizon, dayPartitions(f.horizon, upper, func(d time.Time) string { return schema.PartitionKey(service, d) })),
-		Lo:     lo,
-		Hi:     hi,
-		Where:  where,
+		Groups:        dayGroups(dayPartitions(f.horizon, upper, func(d time.Time) string { return schema.PartitionKey(service, d) })),
+		Markers:       true, // every poll learns the days' shards from shard 0's first page
+		CatalogShards: func(ctx context.Context, pk string) ([]string, error) { return f.r.dayShards(ctx, service, pk) },
+		Lo:            lo,
+		Hi:            hi,
+		Where:         where,
 		// Each partition is read from its own Timestamp floor: a poll reads
 		// its partitions one after another (and a day's shards side by
 		// side), so another partition's newer Timestamps say nothing about

@@ -121,6 +121,8 @@ func (r *Reader) logScan(ctx context.Context, q Logs, op string) (scan, acceptFu
 	lo, hi := rowKeyBounds(q.Since, q.Until)
 	s := scan{
 		Groups:         r.logGroups(ctx, q.Service, q.Since, q.Until),
+		Markers:        true,
+		CatalogShards:  func(ctx context.Context, pk string) ([]string, error) { return r.dayShards(ctx, q.Service, pk) },
 		Lo:             lo,
 		Hi:             hi,
 		Where:          serverFilter(q),

@@ -20,12 +20,15 @@
 // last 100 records of a busy day cost one request.
 //
 // A busy service may spread a day over shard partitions
-// "<service>_<yyyyMMdd>_<k>", each announced in the catalog before its first
-// record. Every read first asks the catalog (one small RowKey-only request
-// for the DefaultWindow's days, one per poll in Follow) which shards its days
-// have; a day without shards is then read exactly as above, and a sharded
-// day is read as a k-way merge on RowKey: newest first, each record once,
-// one page per shard in memory, each shard's $top shrunk by the Limit.
+// "<service>_<yyyyMMdd>_<k>". Before a shard's first record, its writer
+// stores a marker in the day's own partition, with a RowKey that sorts
+// before every record; every read of a day's partition asks for that
+// marker range too, so its first page names the day's shards at no extra
+// request. A day without shards is read exactly as above (no catalog
+// read); a sharded day is read as a k-way merge on RowKey: newest first,
+// each record once, one page per shard in memory, each shard's $top
+// shrunk by the Limit. Days older than DefaultWindow come from the
+// catalog, which lists their shards too.
 //
 // # Errors
 //

@@ -11,11 +11,11 @@ package query
 //   - (*Reader).catalogDays (services.go): the days the catalog partition
 //     lists for a service in [from, to), ascending.
 //   - (*Reader).logGroups (shards.go): the log walk's partitions, a group
-//     per day (its shards): every day of DefaultWindow, then older days
-//     from the catalog, lazily; (*Reader).shardGroups (shards.go) adds
-//     the catalog's shards to any walk over days.
-//   - scan.Groups / mergePartitions (shards.go): a group of partitions
-//     read as one newest-first stream (k-way merge on RowKey).
+//     per day: every day of DefaultWindow, then older days from the
+//     catalog (with their shards), lazily.
+//   - scan.Groups / scan.Markers / mergePartitions (shards.go): a group of
+//     partitions read as one newest-first stream (k-way merge on RowKey),
+//     a day's shards learnt from the markers in its shard 0.
 //   - rowKeyBounds (logs.go): schema.RowKeyRange with open ends left out
 //     and a sub-millisecond until rounded up.
 //   - rowKeyFilter (filter.go): "PartitionKey eq … and RowKey ge … and
@@ -61,10 +61,19 @@ type scan struct {
 	Partitions iter.Seq2[string, error]
 	// Groups, if not nil, is read instead of Partitions: each item is the
 	// set of partitions of one span of time (a day's shards, see
-	// shardGroups), newest group first. A group of one partition is read
+	// shards.go), newest group first. A group of one partition is read
 	// exactly as Partitions would read it; a larger group is merged in
 	// RowKey order (mergePartitions).
 	Groups iter.Seq2[[]string, error]
+	// Markers says the first partition of each group is a day's shard 0
+	// of a logs table: its reads include the shard marker range, and the
+	// shards the markers name join the group (see shards.go). Markers are
+	// never passed to the accept function.
+	Markers bool
+	// CatalogShards, with Markers, returns the shards the catalog lists
+	// for the day of shard-0 partition pk; it is called only when the
+	// marker condition would take a filter past Azure's comparison limit.
+	CatalogShards func(ctx context.Context, pk string) ([]string, error)
 	// Lo and Hi bound RowKeys in every partition: Lo <= RowKey < Hi. An
 	// empty bound is open (no condition is sent).
 	Lo, Hi string
@@ -101,8 +110,8 @@ func scanEntities[T any](ctx context.Context, table Table, s scan, accept accept
 			yield(zero, err)
 			return
 		}
-		// Check the filter before any request (the catalog read of
-		// shardGroups included): its size does not depend on the partition.
+		// Check the filter before any request (a catalog read included):
+		// its size does not depend on the partition.
 		if _, err := rowKeyFilter(schema.CatalogPartition, s.Lo, s.Hi, s.Where); err != nil {
 			yield(zero, err)
 			return
@@ -124,7 +133,7 @@ func scanEntities[T any](ctx context.Context, table Table, s scan, accept accept
 				return
 			}
 			var more bool
-			if len(pks) == 1 {
+			if len(pks) == 1 && !s.Markers {
 				more = scanPartition(ctx, table, s, pks[0], accept, yield, &accepted)
 			} else {
 				more = mergePartitions(ctx, table, s, pks, accept, yield, &accepted)

@@ -2,20 +2,28 @@ package query
 
 // Shards. A service that writes more than one partition takes spreads a
 // day over the partitions <service>_<yyyyMMdd>_<k> (k >= 1) next to the
-// day's own partition (shard 0), and announces each shard in the catalog
-// before its first record (see schema.AppendCatalogShardEntity). Readers
-// learn a day's shards from the catalog and read them as one group:
+// day's own partition (shard 0). Before its first record in shard k, a
+// writer inserts the shard's marker into shard 0 (RowKey
+// schema.ShardMarkerRowKey(k), which sorts before every record) and its
+// catalog entry (schema.AppendCatalogShardEntity). Readers learn a day's
+// shards from the markers, at no extra request:
 //
-//   - shardGroups turns a walk over days (the shard-0 partition of each)
-//     into a walk over groups, reading the catalog once per span of up to
-//     shardCatalogDays days (one small RowKey-only request covers a read's
-//     whole DefaultWindow); a day without shards is a group of one,
-//     read exactly as before;
-//   - mergePartitions reads a group of several partitions as one
-//     newest-first stream: a k-way merge on RowKey (RowKeys order globally
-//     by time), one page per partition in memory, each partition's next
-//     page requested only when its current one is used up; a record stored
-//     in two shards (which writers never do) is yielded once.
+//   - a log read of a day's shard 0 (scan.Markers) asks for the marker
+//     range too ("... or RowKey lt '\"'"), so the first page of shard 0
+//     carries the day's markers ahead of its records; an unsharded day has
+//     none and is read with exactly the requests of a read before shards
+//     existed;
+//   - when shard 0's first page names shards, they join the day's group
+//     and the group is read as one newest-first stream (mergePartitions):
+//     a k-way merge on RowKey (RowKeys order globally by time), one page
+//     per partition in memory, each partition's next page requested only
+//     when its current one is used up; a record stored in two shards
+//     (which writers never do) is yielded once;
+//   - days older than DefaultWindow are found in the catalog, which lists
+//     their shards too (catalogGroups);
+//   - should the marker condition push a filter past Azure's 15
+//     comparisons, the day's shards are read from the catalog instead (one
+//     more request), so a Where that fitted before shards still fits.
 
 import (
 	"bytes"
@@ -32,56 +40,16 @@ import (
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
-// shardCatalogDays is how many days one catalog read of shardGroups covers.
+// shardCatalogDays is how many days of the catalog logGroups reads at
+// most in one request (one DefaultWindow).
 const shardCatalogDays = int(DefaultWindow / (24 * time.Hour))
-
-// shardGroups yields, for each partition days yields (the shard-0
-// partitions of service's days, newest first), that partition and the
-// shards the catalog lists for its day. lowest, if not zero, is the oldest
-// day the walk can reach (the catalog is not read below it). The catalog
-// is read when the walk reaches a day not covered by the previous read,
-// for that day and up to shardCatalogDays-1 days before it.
-func (r *Reader) shardGroups(ctx context.Context, service string, lowest time.Time, days iter.Seq2[string, error]) iter.Seq2[[]string, error] {
-	return func(yield func([]string, error) bool) {
-		var from, to time.Time // the days the last catalog read covered
-		shards := map[string][]string{}
-		for pk, err := range days {
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			_, day, _, perr := schema.ParsePartitionKey(pk)
-			if perr != nil {
-				if !yield([]string{pk}, nil) {
-					return
-				}
-				continue
-			}
-			if from.IsZero() || day.Before(from) || day.After(to) {
-				first := day.AddDate(0, 0, 1-shardCatalogDays)
-				if !lowest.IsZero() && first.Before(schema.Day(lowest)) {
-					first = schema.Day(lowest)
-				}
-				if err := r.catalogShards(ctx, service, first, day, shards); err != nil {
-					yield(nil, err)
-					return
-				}
-				from, to = first, day
-			}
-			group := append([]string{pk}, shards[pk]...)
-			if !yield(group, nil) {
-				return
-			}
-		}
-	}
-}
 
 // logGroups yields the groups of partitions of service to read for
 // [since, until), newest first: every day of the DefaultWindow before until
-// (or now), each with the shards the catalog lists for it (one catalog
-// read covers the window), then the older days the catalog lists, with
-// their shards (one more catalog read, made only if the walk gets that
-// far, down to since if set).
+// (or now), each as its shard-0 partition alone (the scan learns its
+// shards from the markers, see scan.Markers), then the older days the
+// catalog lists, with their shards (one catalog read, made only if the
+// walk gets that far, down to since if set).
 func (r *Reader) logGroups(ctx context.Context, service string, since, until time.Time) iter.Seq2[[]string, error] {
 	return func(yield func([]string, error) bool) {
 		upper := until
@@ -102,14 +70,8 @@ func (r *Reader) logGroups(ctx context.Context, service string, since, until tim
 		if first.Before(lowest) {
 			first = lowest
 		}
-		shards := map[string][]string{}
-		if err := r.catalogShards(ctx, service, first, newest, shards); err != nil {
-			yield(nil, err)
-			return
-		}
 		for d := newest; !d.Before(first); d = d.AddDate(0, 0, -1) {
-			pk := schema.PartitionKey(service, d)
-			if !yield(append([]string{pk}, shards[pk]...), nil) {
+			if !yield([]string{schema.PartitionKey(service, d)}, nil) {
 				return
 			}
 		}
@@ -127,6 +89,32 @@ func (r *Reader) logGroups(ctx context.Context, service string, since, until tim
 			}
 		}
 	}
+}
+
+// dayGroups turns a walk over partitions into groups of one.
+func dayGroups(pks iter.Seq2[string, error]) iter.Seq2[[]string, error] {
+	return func(yield func([]string, error) bool) {
+		for pk, err := range pks {
+			if !yield([]string{pk}, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// dayShards returns the shard partitions (k >= 1) the catalog lists for
+// the day of shard-0 partition pk of service (one catalog request): the
+// fallback of a read whose filter has no room for the marker condition.
+func (r *Reader) dayShards(ctx context.Context, service, pk string) ([]string, error) {
+	_, day, _, err := schema.ParsePartitionKey(pk)
+	if err != nil {
+		return nil, nil
+	}
+	shards := map[string][]string{}
+	if err := r.catalogShards(ctx, service, day, day, shards); err != nil {
+		return nil, err
+	}
+	return shards[pk], nil
 }
 
 // catalogGroups returns the partitions the catalog lists for service's
@@ -189,20 +177,42 @@ func (r *Reader) catalogShards(ctx context.Context, service string, first, last 
 	return nil
 }
 
+// markerFilter returns the filter of a read of shard-0 partition pk that
+// also returns the day's shard markers: "PartitionKey eq pk and ((the
+// record conditions) or RowKey lt ShardMarkerEnd)", one comparison more
+// than rowKeyFilter.
+func markerFilter(pk, lo, hi string, where Filter) (string, error) {
+	var parts []Filter
+	if lo != "" {
+		parts = append(parts, Ge(Column(schema.ColRowKey), lo))
+	}
+	if hi != "" {
+		parts = append(parts, Lt(Column(schema.ColRowKey), hi))
+	}
+	records := And(append(parts, where)...)
+	if records.IsZero() {
+		return rowKeyFilter(pk, "", "", Filter{}) // every entity: the markers too
+	}
+	return rowKeyFilter(pk, "", "", Or(records, Lt(Column(schema.ColRowKey), schema.ShardMarkerEnd)))
+}
+
 // cursor is one partition of a merge: its current page and where the next
 // one starts.
 type cursor struct {
-	pk   string
-	opts aztables.ListEntitiesOptions
-	page [][]byte
-	keys []string // RowKeys of page
-	i    int      // next entity of page
-	more bool     // the partition has pages after page
-	err  error
+	pk      string
+	opts    aztables.ListEntitiesOptions
+	markers bool  // the reads include the marker range (shard 0 of a day)
+	shards  []int // the shards the markers named
+	page    [][]byte
+	keys    []string // RowKeys of page
+	i       int      // next entity of page
+	more    bool     // the partition has pages after page
+	err     error
 }
 
-// fetch requests the cursor's next page, skipping empty pages that carry a
-// continuation.
+// fetch requests the cursor's next page, skipping pages that hold only
+// markers (taken out of the page, their shards noted) or nothing but carry
+// a continuation.
 func (c *cursor) fetch(ctx context.Context, table Table, s *scan, accepted int) {
 	c.page, c.keys, c.i = c.page[:0], c.keys[:0], 0
 	for {
@@ -214,9 +224,16 @@ func (c *cursor) fetch(ctx context.Context, table Table, s *scan, accepted int) 
 		}
 		c.more = !empty(resp.NextPartitionKey) || !empty(resp.NextRowKey)
 		c.opts.NextPartitionKey, c.opts.NextRowKey = resp.NextPartitionKey, resp.NextRowKey
-		c.page = resp.Entities
-		for _, raw := range c.page {
-			c.keys = append(c.keys, keyOfRaw(raw, "RowKey"))
+		for _, raw := range resp.Entities {
+			rk := keyOfRaw(raw, "RowKey")
+			if c.markers && rk != "" && schema.IsReservedRowKey(rk) {
+				if k, ok := schema.ParseShardMarkerRowKey(rk); ok {
+					c.shards = append(c.shards, k)
+				}
+				continue // never a record
+			}
+			c.page = append(c.page, raw)
+			c.keys = append(c.keys, rk)
 		}
 		if len(c.page) > 0 || !c.more {
 			return
@@ -224,32 +241,108 @@ func (c *cursor) fetch(ctx context.Context, table Table, s *scan, accepted int) 
 	}
 }
 
+// newCursor returns a cursor over partition pk for s. With s.Markers and
+// first (the day's shard 0), its reads include the marker range, unless
+// that would take the filter past Azure's comparison limit: then fallback
+// is true and the caller asks the catalog for the day's shards.
+func newCursor(s *scan, pk string, first bool) (c *cursor, fallback bool, err error) {
+	opts, err := s.listOptions(pk)
+	if err != nil {
+		return nil, false, err
+	}
+	c = &cursor{pk: pk, opts: opts}
+	if !s.Markers || !first {
+		return c, false, nil
+	}
+	where := s.Where
+	if s.PartitionWhere != nil {
+		where = And(where, s.PartitionWhere(pk))
+	}
+	f, err := markerFilter(pk, s.Lo, s.Hi, where)
+	if err != nil {
+		return c, true, nil
+	}
+	c.opts.Filter, c.markers = &f, true
+	return c, false, nil
+}
+
+// fetchAll requests the first page of every cursor, concurrently.
+func fetchAll(ctx context.Context, table Table, s *scan, cs []*cursor, accepted int) {
+	if len(cs) == 1 {
+		cs[0].fetch(ctx, table, s, accepted)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Go(func() { c.fetch(ctx, table, s, accepted) })
+	}
+	wg.Wait()
+}
+
 // mergePartitions reads a group of partitions for scanEntities as one
 // stream in RowKey order (newest first), counting accepted records in
-// *accepted. The first page of every partition is requested concurrently;
-// afterwards a partition's next page is requested when its current page is
-// used up and its next record may be the newest. It reports whether the
-// scan goes on.
+// *accepted. With s.Markers, pks[0] is a day's shard 0: its first page is
+// requested first, and the shards its markers name (or, see newCursor, the
+// catalog lists) join the group. The first page of every other partition
+// is requested concurrently; afterwards a partition's next page is
+// requested when its current page is used up and its next record may be
+// the newest. A group of one partition without markers costs the requests
+// of a plain read of it. It reports whether the scan goes on.
 func mergePartitions[T any](ctx context.Context, table Table, s scan, pks []string, accept acceptFunc[T], yield func(T, error) bool, accepted *int) bool {
 	var zero T
-	cs := make([]*cursor, len(pks))
+	cs := make([]*cursor, 0, len(pks))
+	fallback := false
 	for i, pk := range pks {
-		opts, err := s.listOptions(pk)
+		c, fb, err := newCursor(&s, pk, i == 0)
 		if err != nil {
 			yield(zero, err)
 			return false
 		}
-		cs[i] = &cursor{pk: pk, opts: opts}
+		cs = append(cs, c)
+		fallback = fallback || fb
 	}
 	if err := ctx.Err(); err != nil {
 		yield(zero, err)
 		return false
 	}
-	var wg sync.WaitGroup
-	for _, c := range cs {
-		wg.Go(func() { c.fetch(ctx, table, &s, *accepted) })
+	if s.Markers {
+		// Shard 0 first: its markers name the day's shards.
+		cs[0].fetch(ctx, table, &s, *accepted)
+		if cs[0].err != nil {
+			yield(zero, cs[0].err)
+			return false
+		}
+		extra := make([]string, 0, len(cs[0].shards))
+		for _, k := range cs[0].shards {
+			extra = append(extra, shardKey(pks[0], k))
+		}
+		if fallback && s.CatalogShards != nil {
+			more, err := s.CatalogShards(ctx, pks[0])
+			if err != nil {
+				yield(zero, err)
+				return false
+			}
+			extra = append(extra, more...)
+		}
+		var added []*cursor
+		for _, pk := range extra {
+			if pk == "" || slices.Contains(pks, pk) {
+				continue
+			}
+			pks = append(pks, pk)
+			c, _, err := newCursor(&s, pk, false)
+			if err != nil {
+				yield(zero, err)
+				return false
+			}
+			added = append(added, c)
+		}
+		rest := append(cs[1:len(cs):len(cs)], added...)
+		fetchAll(ctx, table, &s, rest, *accepted)
+		cs = append(cs[:1], rest...)
+	} else {
+		fetchAll(ctx, table, &s, cs, *accepted)
 	}
-	wg.Wait()
 	last := "" // RowKey of the last entity taken
 	taken := false
 	for {
@@ -284,6 +377,16 @@ func mergePartitions[T any](ctx context.Context, table Table, s scan, pks []stri
 			return false
 		}
 	}
+}
+
+// shardKey returns the PartitionKey of shard k of the day of shard-0
+// partition pk0, or "" if pk0 is not a day partition.
+func shardKey(pk0 string, k int) string {
+	service, day, shard, err := schema.ParsePartitionKey(pk0)
+	if err != nil || shard != 0 || k < 1 || k > schema.MaxShard {
+		return ""
+	}
+	return schema.ShardPartitionKey(service, day, k)
 }
 
 // keyOfRaw returns the RowKey or PartitionKey (name) of an entity as the

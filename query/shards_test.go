@@ -55,13 +55,21 @@ func partitionsRead(spy *spyTable) map[string]bool {
 	return out
 }
 
-// announce inserts the catalog entries of service's shards of day (shard 0
-// is the day's own entry).
+// announce does what the sink does before the first record of a shard:
+// it inserts the catalog entries of service's shards of day (shard 0 is
+// the day's own entry) and, for shards k >= 1, their markers in the day's
+// shard-0 partition.
 func announce(t testing.TB, tbl *aztables.Client, service string, day time.Time, shards ...int) {
 	t.Helper()
 	for _, k := range shards {
 		if _, err := tbl.AddEntity(context.Background(), schema.AppendCatalogShardEntity(nil, service, day, k), nil); err != nil {
 			t.Fatalf("announce shard %d: %v", k, err)
+		}
+		if k == 0 {
+			continue
+		}
+		if _, err := tbl.AddEntity(context.Background(), schema.AppendShardMarkerEntity(nil, service, day, k), nil); err != nil {
+			t.Fatalf("shard %d's marker: %v", k, err)
 		}
 	}
 }
@@ -102,10 +110,10 @@ func TestLogsMergesShards(t *testing.T) {
 	if !slices.Equal(ids(got), want) {
 		t.Fatalf("got %d records, want %d newest first", len(got), len(want))
 	}
-	// One page from each of the four shards, one from the plain day, one
-	// catalog read.
-	if n, c := len(spy.dataRequests()), spy.catalogRequests(); n != 5 || c != 1 {
-		t.Fatalf("want 5 data requests and 1 catalog read, got %d and %d: %q", n, c, spy.filters())
+	// One page from each of the four shards (shard 0's names the other
+	// three in its markers), one from the plain day, no catalog read.
+	if n, c := len(spy.dataRequests()), spy.catalogRequests(); n != 5 || c != 0 {
+		t.Fatalf("want 5 data requests and no catalog read, got %d and %d: %q", n, c, spy.filters())
 	}
 	read := partitionsRead(spy)
 	for k := range 4 {
@@ -449,4 +457,123 @@ func TestFollowPartitionFloors(t *testing.T) {
 	}
 	want[late], want[newer] = true, true
 	wait()
+}
+
+// TestReadCostAtProxy counts the requests the strict proxy receives. An
+// unsharded day costs what it did before shards existed: Logs one request
+// per day (and the catalog only for days older than the window, as
+// always), Tail(n) one $top=n request, a Follow poll one request per day
+// it spans; no catalog read. A sharded day (announced the way the sink
+// does it: catalog entries, markers in shard 0) costs one request per
+// shard, and its shards are learnt from shard 0's first page. A Where at
+// the comparison limit, with no room for the marker condition, falls back
+// to the catalog and still finds every shard.
+func TestReadCostAtProxy(t *testing.T) {
+	t.Parallel()
+	env := azurite.Get(t)
+	if env.Real {
+		t.Skip("counts requests at the local strict proxy")
+	}
+	direct := env.NewTable(t)
+	p := env.NewProxy(t)
+	r := New(p.Table(t, azurite.TableName(direct)))
+	cost := func(f func()) int {
+		before := p.Stats().Requests
+		f()
+		return p.Stats().Requests - before
+	}
+	day := func(i int) (since, until time.Time) { return day0.AddDate(0, 0, i), day0.AddDate(0, 0, i+1) }
+
+	// Unsharded: three days of records, in the catalog.
+	const plain = "plain"
+	var es []*entry
+	for d := -2; d <= 0; d++ {
+		for i := range 5 {
+			es = append(es, &entry{Time: day0.AddDate(0, 0, d).Add(time.Duration(i) * time.Hour), Msg: "m"})
+		}
+		putCatalog(t, direct, plain, day0.AddDate(0, 0, d))
+	}
+	put(t, direct, plain, es, 2)
+	since, until := day(0)
+	var got []Record
+	if n := cost(func() { got = collect(t, r.Logs(t.Context(), Logs{Service: plain, Since: since, Until: until})) }); n != 1 || len(got) != 5 {
+		t.Errorf("Logs of one unsharded day: %d requests, %d records; want 1 and 5", n, len(got))
+	}
+	if n := cost(func() {
+		got = collect(t, r.Logs(t.Context(), Logs{Service: plain, Since: day0.AddDate(0, 0, -2), Until: until}))
+	}); n != 3 || len(got) != 15 {
+		t.Errorf("Logs of three unsharded days: %d requests, %d records; want 3 and 15", n, len(got))
+	}
+	// No Since: the window's 7 days, then the catalog for older days.
+	if n := cost(func() { got = collect(t, r.Logs(t.Context(), Logs{Service: plain, Until: until})) }); n != 8 || len(got) != 15 {
+		t.Errorf("Logs without Since: %d requests, %d records; want 8 (7 days and the catalog) and 15", n, len(got))
+	}
+	var tail []Record
+	if n := cost(func() {
+		var err error
+		if tail, err = r.Tail(t.Context(), Logs{Service: plain, Until: until}, 3); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 1 || len(tail) != 3 {
+		t.Errorf("Tail(3) of an unsharded day: %d requests, %d records; want 1 and 3", n, len(tail))
+	}
+	// Follow: one request per poll (a day at noon spans one partition).
+	followCost := func(service string, polls int) int {
+		fr := New(p.Table(t, azurite.TableName(direct)))
+		fr.now = func() time.Time { return day0.Add(12 * time.Hour) }
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		done := make(chan struct{})
+		n := 0
+		fr.afterPoll = func() {
+			if n++; n == polls {
+				cancel()
+			}
+		}
+		before := p.Stats().Requests
+		go func() {
+			defer close(done)
+			for range fr.Follow(ctx, Logs{Service: service}, FollowOptions{Poll: 10 * time.Millisecond}) {
+			}
+		}()
+		<-done
+		return p.Stats().Requests - before
+	}
+	if n := followCost(plain, 5); n != 5 {
+		t.Errorf("5 Follow polls of an unsharded day: %d requests, want 5", n)
+	}
+
+	// Sharded: shard 0 names shards 1 and 2 in its markers.
+	const hot = "hot"
+	var hs []*entry
+	for i := range 30 {
+		hs = append(hs, &entry{Time: day0.Add(time.Duration(i) * time.Minute), Msg: "h"})
+	}
+	announce(t, direct, hot, day0, 0, 1, 2)
+	putShards(t, direct, hot, hs, func(i int) int { return i % 3 })
+	want := newestFirst(hs)
+	if n := cost(func() { got = collect(t, r.Logs(t.Context(), Logs{Service: hot, Since: since, Until: until})) }); n != 3 || !slices.Equal(ids(got), want) {
+		t.Errorf("Logs of a day of 3 shards: %d requests, %d records; want 3 and 30 newest first", n, len(got))
+	}
+	if n := cost(func() {
+		got = collect(t, r.Logs(t.Context(), Logs{Service: hot, Since: since, Until: until, MinLevel: AllLevels}))
+	}); n != 3 || !slices.Equal(ids(got), want) {
+		t.Errorf("AllLevels (no condition but the keys'): %d requests, %d records; want 3 and 30: no marker is a record", n, len(got))
+	}
+	if n := followCost(hot, 4); n != 12 {
+		t.Errorf("4 Follow polls of a day of 3 shards: %d requests, want 12", n)
+	}
+
+	// A Where of 11 comparisons: with the keys' 3 and the level's 1, the
+	// limit of 15; the marker condition does not fit, so the day's shards
+	// come from the catalog (one request more).
+	var conds []Filter
+	for i := range 11 {
+		conds = append(conds, Ge(ColSeverity, i-20)) // every record
+	}
+	q := Logs{Service: hot, Since: since, Until: until, Where: And(conds...)}
+	spy := &spyTable{Table: p.Table(t, azurite.TableName(direct))}
+	if n := cost(func() { got = collect(t, New(spy).Logs(t.Context(), q)) }); n != 4 || spy.catalogRequests() != 1 || !slices.Equal(ids(got), want) {
+		t.Errorf("Where at the comparison limit: %d requests (%d of the catalog), %d records; want 4 (1) and 30: %q", n, spy.catalogRequests(), len(got), spy.filters())
+	}
 }

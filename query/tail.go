@@ -9,11 +9,11 @@ import (
 // a terminal's tail). q.Limit is ignored: n is the limit. n <= 0 returns
 // nil, nil.
 //
-// It costs one catalog request (the shards of the days, see the package
-// documentation) and one $top=n query per day partition touched (n <=
-// 1,000; more takes one request per 1,000): when the newest day holds n
-// matching records, that is a single query. A sharded day costs one $top=n
-// query per shard. With Contains set, pages of at least 200 entities are
+// It costs one $top=n query per day partition touched (n <= 1,000; more
+// takes one request per 1,000): when the newest day holds n matching
+// records, that is a single query. A sharded day costs one $top=n query
+// per shard (its shard markers, on the first page of the day's partition,
+// may take a few of that page's n places). With Contains set, pages of at least 200 entities are
 // requested, since some are dropped on the client.
 //
 // An error (including an undecodable entity) is returned with no records.

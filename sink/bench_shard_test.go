@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -37,7 +38,11 @@ import (
 //
 // For each it prints the records offered, stored during the load and by
 // Close, the p99 and max time a logging call took (Block policy), the
-// shards used and the 503s the proxy answered.
+// shards used and the 503s the proxy answered; then how many calls waited
+// for room in the buffer, the first calls over 50 ms (when, and the
+// buffer then), and a control: the same record through zap's JSON encoder
+// to io.Discard, interleaved with the sink's calls, whose stalls are the
+// machine's (scheduling, GC) and not the sink's.
 func BenchmarkShards(b *testing.B) {
 	seconds := envInt("TABLELOG_BENCH_SHARD_SECONDS", 30)
 	rate := envInt("TABLELOG_BENCH_SHARD_RATE", 1500)
@@ -56,6 +61,9 @@ func BenchmarkShards(b *testing.B) {
 		busy, notStored  int
 		closeErr         error
 		readOK, followOK string
+		ctlP99, ctlMax   time.Duration // the control: the same call to a zap JSON core on io.Discard
+		blocked          uint64        // writes that waited for room in the buffer
+		slow             []string      // logging calls over 50 ms: when, how long, the buffer then
 	}
 	results := map[string]*result{}
 	run := func(variant string, maxShards int, withFollow bool) {
@@ -101,7 +109,12 @@ func BenchmarkShards(b *testing.B) {
 				}
 
 				l := zap.New(s.Core(zapcore.InfoLevel))
+				// The control, interleaved with the sink's calls: the same
+				// record through zap's JSON encoder to io.Discard. Its
+				// stalls are the machine's (scheduling, GC), not the sink's.
+				ctl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 				waits := make([]time.Duration, 0, rate*seconds)
+				ctlWaits := make([]time.Duration, 0, rate*seconds)
 				start := time.Now()
 				tick := time.NewTicker(10 * time.Millisecond)
 				n := 0
@@ -112,9 +125,18 @@ func BenchmarkShards(b *testing.B) {
 					}
 					due := int(float64(rate) * now.Sub(start).Seconds())
 					for ; n < due && time.Now().Before(end); n++ {
+						c0 := time.Now()
+						ctl.Info("request served", zap.Int("n", n), zap.String("path", "/api/v1/orders"), zap.Int("status", 200), zap.Duration("took", 1234*time.Microsecond))
+						ctlWaits = append(ctlWaits, time.Since(c0))
 						t0 := time.Now()
 						l.Info("request served", zap.Int("n", n), zap.String("path", "/api/v1/orders"), zap.Int("status", 200), zap.Duration("took", 1234*time.Microsecond))
-						waits = append(waits, time.Since(t0))
+						w := time.Since(t0)
+						waits = append(waits, w)
+						if w > 50*time.Millisecond && len(r.slow) < 5 {
+							st := s.Stats()
+							r.slow = append(r.slow, fmt.Sprintf("at %v: %v (buffer %d KiB, %d writes blocked so far, %d shards)",
+								t0.Sub(start).Round(time.Millisecond), w.Round(time.Millisecond), st.BufferedBytes>>10, st.Blocked, st.Shards))
+						}
 					}
 				}
 				tick.Stop()
@@ -134,7 +156,12 @@ func BenchmarkShards(b *testing.B) {
 				if len(waits) > 0 {
 					r.p99, r.max = waits[len(waits)*99/100], waits[len(waits)-1]
 				}
+				slices.Sort(ctlWaits)
+				if len(ctlWaits) > 0 {
+					r.ctlP99, r.ctlMax = ctlWaits[len(ctlWaits)*99/100], ctlWaits[len(ctlWaits)-1]
+				}
 				r.shards = st.Shards
+				r.blocked = st.Blocked
 				ps := p.Stats()
 				r.busy = ps.Throttled[azurite.TargetPartition] + ps.Throttled[azurite.TargetAccount]
 				b.ReportMetric(r.perSec, "stored/s")
@@ -179,6 +206,8 @@ func BenchmarkShards(b *testing.B) {
 				name, r.offered, rate, seconds, r.loadTook.Round(time.Millisecond), r.atEnd, float64(r.atEnd)/r.loadTook.Seconds(), r.stored, float64(r.stored)/float64(max(r.offered, 1)),
 				r.closeTook.Round(time.Millisecond), r.notStored,
 				r.p99.Round(time.Microsecond), r.max.Round(time.Microsecond), r.shards, r.busy, r.closeErr)
+			fmt.Printf("BenchmarkShards %-14s writes that waited for room in the buffer: %d; the first calls over 50 ms: %v; the control (zap JSON to io.Discard, interleaved) p99 %v max %v\n",
+				name, r.blocked, r.slow, r.ctlP99.Round(time.Microsecond), r.ctlMax.Round(time.Microsecond))
 			if r.readOK != "" {
 				fmt.Printf("BenchmarkShards %-14s read back: %s\n", name, r.readOK)
 			}

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/tablelog/tablelog/internal/schema"
 )
@@ -18,7 +19,9 @@ import (
 // list services and days from one small partition instead of scanning the
 // table. The insert is insert-only (an add-only SAS suffices); when another
 // process has written the same day already, the service's "already exists"
-// answer counts as success.
+// answer counts as success. Every transaction of the partition waits
+// for that insert (ensureCatalog), so the entry is stored before the
+// partition's first record, whichever worker sends it.
 
 // catalogEntity returns the catalog entity JSON for log partition pk.
 func catalogEntity(pk string) ([]byte, error) {
@@ -36,7 +39,7 @@ func catalogEntity(pk string) ([]byte, error) {
 func (s *Sink) writeCatalog(pk string) {
 	entity, err := catalogEntity(pk)
 	if err == nil {
-		if e := s.insertOne(entity, s.keepDenied()); e != nil {
+		if e := s.insertOne(s.hardCtx, entity, s.keepDenied()); e != nil {
 			if e.class == aborted {
 				return
 			}
@@ -48,4 +51,49 @@ func (s *Sink) writeCatalog(pk string) {
 		return
 	}
 	s.c.catalogWrites.Add(1)
+}
+
+// catalogSet is the partitions this process recorded in the catalog.
+type catalogSet struct {
+	mu   sync.Mutex
+	done map[string]chan struct{} // by partition: closed once its entry is written (or given up on)
+}
+
+// maxCatalogDays bounds catalogSet.done: past it, finished entries are
+// dropped (a partition dropped and written again costs one more insert,
+// answered "already exists").
+const maxCatalogDays = 8
+
+// ensureCatalog records partition pk in the catalog before the caller
+// stores its first record there: the first caller of the process writes
+// the entry (writeCatalog), the others wait for it (or for Close to give
+// up).
+func (s *Sink) ensureCatalog(pk string) {
+	cs := &s.catalogs
+	cs.mu.Lock()
+	if c, ok := cs.done[pk]; ok {
+		cs.mu.Unlock()
+		select {
+		case <-c:
+		case <-s.hardCtx.Done():
+		}
+		return
+	}
+	if cs.done == nil {
+		cs.done = map[string]chan struct{}{}
+	}
+	if len(cs.done) >= maxCatalogDays {
+		for k, c := range cs.done {
+			select {
+			case <-c:
+				delete(cs.done, k)
+			default:
+			}
+		}
+	}
+	c := make(chan struct{})
+	cs.done[pk] = c
+	cs.mu.Unlock()
+	defer close(c)
+	s.writeCatalog(pk)
 }

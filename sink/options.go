@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/tablelog/tablelog/internal/schema"
@@ -309,25 +308,15 @@ func (o Options) withDefaults() (Options, error) {
 // os.Stderr, at most one a second; the number suppressed in between is
 // printed with the next line.
 func stderrHandler() func(error) {
-	var (
-		mu         sync.Mutex
-		last       time.Time
-		suppressed int
-	)
+	limit := newRateLimit(time.Second)
 	return func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		now := time.Now()
-		if !last.IsZero() && now.Sub(last) < time.Second {
-			suppressed++
-			return
-		}
-		last = now
-		if suppressed > 0 {
+		ok, suppressed := limit.allow("")
+		switch {
+		case !ok:
+		case suppressed > 0:
 			fmt.Fprintf(os.Stderr, "tablelog: %v (%d more errors suppressed)\n", err, suppressed)
-			suppressed = 0
-			return
+		default:
+			fmt.Fprintf(os.Stderr, "tablelog: %v\n", err)
 		}
-		fmt.Fprintf(os.Stderr, "tablelog: %v\n", err)
 	}
 }

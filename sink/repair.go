@@ -31,7 +31,7 @@ const (
 func (s *Sink) repair(r record, cause *OpError) {
 	pk, rk, entity, err := s.repairEntity(r, cause)
 	if err == nil {
-		e := s.insertOne(entity, s.keepDenied())
+		e := s.insertOne(s.hardCtx, entity, s.keepDenied())
 		if e == nil {
 			s.c.replaced.Add(1)
 			s.finish([]record{r}, true, nil)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -97,12 +98,14 @@ type storedEntity struct {
 	Timestamp            time.Time
 }
 
-func listStored(t *testing.T, name string) (logs map[string][]storedEntity, catalog map[string]storedEntity) {
+// listStored lists the table: log records by partition, catalog entries by
+// RowKey, and shard markers by the shard partition they announce.
+func listStored(t *testing.T, name string) (logs map[string][]storedEntity, catalog, markers map[string]storedEntity) {
 	t.Helper()
 	direct := azurite.Get(t).DirectTable(t, name)
 	sel := "PartitionKey,RowKey,Timestamp"
 	pager := direct.NewListEntitiesPager(&aztables.ListEntitiesOptions{Select: &sel})
-	logs, catalog = map[string][]storedEntity{}, map[string]storedEntity{}
+	logs, catalog, markers = map[string][]storedEntity{}, map[string]storedEntity{}, map[string]storedEntity{}
 	ctx := ctxT(t, time.Minute)
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
@@ -116,12 +119,14 @@ func listStored(t *testing.T, name string) (logs map[string][]storedEntity, cata
 			}
 			if e.PartitionKey == schema.CatalogPartition {
 				catalog[e.RowKey] = e
+			} else if k, ok := schema.ParseShardMarkerRowKey(e.RowKey); ok {
+				markers[e.PartitionKey+"_"+strconv.Itoa(k)] = e
 			} else {
 				logs[e.PartitionKey] = append(logs[e.PartitionKey], e)
 			}
 		}
 	}
-	return logs, catalog
+	return logs, catalog, markers
 }
 
 // TestShardsWhenThrottled: two processes of one service, each with an
@@ -178,7 +183,7 @@ func TestShardsWhenThrottled(t *testing.T) {
 		t.Fatal("the partition limit was never reached: the test shows nothing")
 	}
 
-	logs, catalog := listStored(t, name)
+	logs, catalog, markers := listStored(t, name)
 	seen := map[string]bool{}
 	total := 0
 	for pk, es := range logs {
@@ -203,7 +208,19 @@ func TestShardsWhenThrottled(t *testing.T) {
 		} else if entry.Timestamp.After(first) {
 			t.Errorf("shard %s was announced at %v, after its first record (%v)", pk, entry.Timestamp, first)
 		}
-		_ = day
+		if shard == 0 {
+			continue
+		}
+		if m, ok := markers[pk]; !ok {
+			t.Errorf("shard %s has %d records and no marker in %s", pk, len(es), schema.PartitionKey(svc, day))
+		} else if m.Timestamp.After(first) {
+			t.Errorf("shard %s's marker was stored at %v, after its first record (%v)", pk, m.Timestamp, first)
+		}
+	}
+	for pk := range markers {
+		if _, ok := catalog[pk]; !ok {
+			t.Errorf("marker of shard %s without its catalog entry", pk)
+		}
 	}
 	if total != 2*perSink {
 		t.Errorf("%d records stored, want %d", total, 2*perSink)
@@ -253,9 +270,9 @@ func TestShardsOff(t *testing.T) {
 	if got := p.Stats().Throttled[azurite.TargetPartition]; got == 0 {
 		t.Fatal("the partition limit was never reached: the test shows nothing")
 	}
-	logs, catalog := listStored(t, name)
-	if len(logs) != 1 || len(catalog) != 1 {
-		t.Fatalf("partitions %d, catalog entries %d; want 1 and 1", len(logs), len(catalog))
+	logs, catalog, markers := listStored(t, name)
+	if len(logs) != 1 || len(catalog) != 1 || len(markers) != 0 {
+		t.Fatalf("partitions %d, catalog entries %d, shard markers %d; want 1, 1 and 0", len(logs), len(catalog), len(markers))
 	}
 }
 
@@ -281,8 +298,8 @@ func TestShardsAnnounceRefused(t *testing.T) {
 	if st := s.Stats(); st.Written != 600 || st.FailedRecords != 0 {
 		t.Errorf("stats %+v", st)
 	}
-	logs, _ := listStored(t, name)
-	if len(logs) != 1 {
+	logs, _, markers := listStored(t, name)
+	if len(logs) != 1 || len(markers) != 0 {
 		t.Errorf("records in %d partitions; the refused shards were used", len(logs))
 	}
 	reported := false
@@ -310,9 +327,10 @@ func (d denyShardCatalog) AddEntity(ctx context.Context, entity []byte, opts *az
 
 // TestShardChoice drives the shard state directly (fake table, fake time):
 // one shard until a throttle, a shard added at most every
-// shardGrowInterval and announced in the catalog before it is returned,
-// round-robin, a throttled shard passed over for shardCoolDown, MaxShards
-// respected.
+// shardGrowInterval, only by a transaction sent while the day had as many
+// shards as now, and used only once its catalog entry and its marker are
+// stored (announced in the background: no pick waits); round-robin, a
+// throttled shard passed over for shardCoolDown, MaxShards respected.
 func TestShardChoice(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeTable()
@@ -322,36 +340,48 @@ func TestShardChoice(t *testing.T) {
 		picks := func(n int) []string {
 			var out []string
 			for range n {
-				out = append(out, strings.TrimPrefix(s.shard(pk), pk))
+				spk, _ := s.shard(pk)
+				out = append(out, strings.TrimPrefix(spk, pk))
 			}
 			return out
 		}
 		if got := picks(3); !slices.Equal(got, []string{"", "", ""}) {
 			t.Fatalf("before any throttle: %q", got)
 		}
-		s.throttled(pk, pk, &OpError{StatusCode: 500, Code: "InternalError", class: transient})
+		s.throttled(pk, pk, 1, &OpError{StatusCode: 500, Code: "InternalError", class: transient})
 		if st := s.Stats(); st.Shards != 1 {
 			t.Fatalf("a 500 InternalError added a shard")
 		}
-		s.throttled(pk, pk, busy) // shard 0 busy; a second shard
-		s.throttled(pk, pk, busy) // too soon for a third
+		s.throttled(pk, pk, 1, busy) // shard 0 busy; a second shard
+		if got := picks(2); !slices.Equal(got, []string{"", ""}) {
+			t.Fatalf("shard 1 picked before it was announced: %q", got)
+		}
+		synctest.Wait() // the announcement
+		marker := pk + "/" + schema.ShardMarkerRowKey(1)
+		if _, ok := f.rows[schema.CatalogPartition+"/"+pk+"_1"]; !ok {
+			t.Fatal("shard 1 announced without its catalog entry")
+		}
+		if _, ok := f.rows[marker]; !ok {
+			t.Fatalf("shard 1 announced without its marker %s", marker)
+		}
+		time.Sleep(shardGrowInterval)
+		s.throttled(pk, pk, 1, busy) // sent when the day had one shard: no third
 		if st := s.Stats(); st.Shards != 2 || st.ShardsAdded != 1 {
-			t.Fatalf("after two throttles at once: %+v", st)
+			t.Fatalf("after a throttle of a transaction sent before shard 1: %+v", st)
 		}
 		if got := picks(3); !slices.Equal(got, []string{"_1", "_1", "_1"}) {
 			t.Fatalf("shard 0 cooling down: %q", got)
-		}
-		if _, ok := f.rows[schema.CatalogPartition+"/"+pk+"_1"]; !ok {
-			t.Fatal("shard 1 used before its catalog entry was stored")
 		}
 		time.Sleep(shardCoolDown)
 		if got := picks(4); !slices.Equal(got, []string{"", "_1", "", "_1"}) {
 			t.Fatalf("round-robin: %q", got)
 		}
+		s.throttled(pk, pk+"_1", 2, busy)
+		s.throttled(pk, pk+"_1", 3, busy) // too soon after the third
+		synctest.Wait()
 		time.Sleep(shardGrowInterval)
-		s.throttled(pk, pk+"_1", busy)
-		time.Sleep(shardGrowInterval)
-		s.throttled(pk, pk+"_1", busy) // MaxShards 3: no fourth
+		s.throttled(pk, pk+"_1", 3, busy) // MaxShards 3: no fourth
+		synctest.Wait()
 		if st := s.Stats(); st.Shards != 3 || st.ShardsAdded != 2 {
 			t.Fatalf("MaxShards 3: %+v", st)
 		}

@@ -24,17 +24,20 @@
 //
 // One partition takes about 2,000 entities/s on Azure, and a service writes
 // one partition per UTC day. When a transaction is throttled (503
-// ServerBusy, or OperationTimedOut), the sink adds a shard partition
-// "<service>_<yyyyMMdd>_<k>" to the day (at most one every 250 ms, up to
-// Options.MaxShards, default 16; 1 turns this off) and spreads the day's
-// later transactions over its shards round-robin, passing over a shard for
-// 500 ms after it throttled one. A transaction never mixes
-// shards, and its retries stay in its shard. Before its first transaction
-// into a shard, the sink inserts the shard's catalog entry (insert-only, so
-// an add-only credential suffices, and several processes of one service can
-// announce the same shard), so readers (package query) learn of every shard
-// before it holds a record; a shard whose entry cannot be stored is not
-// used. Stats.Shards and Stats.ShardsAdded show what happened.
+// ServerBusy, or OperationTimedOut) after being spread over every shard
+// the day has, the sink adds a shard partition "<service>_<yyyyMMdd>_<k>"
+// to the day (at most one every 100 ms, up to Options.MaxShards, default
+// 16; 1 turns this off) and spreads the day's later transactions over its
+// shards round-robin, passing over a shard for 500 ms after it throttled
+// one. A transaction never mixes shards, and its retries stay in its
+// shard. Before a shard's first record, a background goroutine inserts the
+// shard's catalog entry and its marker in the day's own partition
+// (insert-only, so an add-only credential suffices, and several processes
+// of one service can announce the same shard); the shard is used only
+// once both are stored, so readers (package query) learn of every shard
+// before it holds a record, and no logging call or worker waits for an
+// announcement. A shard whose announcement fails is not used. Stats.Shards
+// and Stats.ShardsAdded show what happened.
 //
 // # Durable spool
 //
@@ -120,54 +123,31 @@ type Sink struct {
 	pkc   atomic.Pointer[pkCache]
 	pool  sync.Pool // *encState
 
-	mu           sync.Mutex
-	space        *sync.Cond // signalled when buffered bytes shrink or Close begins
-	blocked      int        // writers waiting on space
-	slab         *slab      // where enqueue copies entities (see copyEntity)
-	freeSlabs    []*slab
-	pending      []record // enqueued, not yet handed to a transaction
-	spare        []record
-	pendingBytes int
-	bufBytes     int // entity bytes enqueued and not yet finished
-	bufRecs      int
-	seq          uint64 // records enqueued so far; record seq numbers are 1..seq
-	kicked       bool
-	polling      bool // the dispatcher looks for full transactions on its own (see fullPoll)
-	carried      int  // records in the largest partial transaction the dispatcher holds back
-	carriedBytes int  // and their bytes
-	closed       bool
-	waiters      []*waiter
-	lastErr      error      // last reason a record was given up on
-	unreported   int        // records given up on that no Flush or Close has reported yet
-	spill        spillQueue // spooled records waiting on disk only (buffer full)
-	replayStop   bool       // Close stops the replay of an earlier run's spool
+	life lifecycle // lifecycle.go: open, closing, stopping, closed
+	buf  *buffer   // buffer.go: the records not yet stored, Flush waiters
 
 	sp                *spool.Spool  // nil without Options.SpoolDir or if it cannot be opened
 	replayDone        chan struct{} // closed when the replay goroutine exits; nil if none
 	spoolCorrupt      uint64        // invalid regions the spool skipped when opened
 	spoolCorruptBytes uint64        // and their bytes
 
-	kick     chan struct{} // a full transaction is waiting
-	flushNow chan struct{} // send everything now
 	quit     chan struct{} // Close: dispatcher sends what is left and exits
 	work     chan *batch
 	hardCtx  context.Context // cancelled when Close gives up
 	hardStop context.CancelFunc
-	wg       sync.WaitGroup // dispatcher and workers
-	closeMu  sync.Mutex
-	closing  atomic.Bool   // Close has begun: append nothing more to the spool
-	stopped  chan struct{} // closed when Close has finished
+	shardCtx context.Context // cancelled at phaseStopping: shard announcements stop
+	shardEnd context.CancelFunc
+	wg       sync.WaitGroup // dispatcher, workers, shard announcements
+	closeMu  sync.Mutex     // one Close at a time
 
 	batchPool sync.Pool // *batch
 
 	tableSem   chan struct{} // held while creating the table (a channel, not a mutex: waiters can give up)
 	tableReady atomic.Bool
 
-	shards shardSet // shard.go
-
-	limitMu    sync.Mutex
-	limitLast  map[string]time.Time
-	limitCount map[string]int
+	shards   shardSet   // shard.go
+	catalogs catalogSet // catalog.go
+	limit    *rateLimit // of reportLimited
 
 	c counters
 }
@@ -177,8 +157,11 @@ type counters struct {
 	repaired, truncated, replaced, retries      atomic.Uint64
 	failedBatches, failedRecords, catalogWrites atomic.Uint64
 	spooled, spilled, replayed, spoolFull       atomic.Uint64
-	spoolErrors, shardsAdded                    atomic.Uint64
+	spoolErrors, shardsAdded, blocked           atomic.Uint64
 }
+
+// Of counters, enqueued, written, failedRecords, dropped and rejected
+// change under the buffer's mutex (see buffer.stats).
 
 type pkCache struct {
 	lo, hi int64 // the UTC day [lo, hi) in Unix seconds
@@ -194,6 +177,7 @@ type Stats struct {
 	Written  uint64 // records stored (including Replaced)
 	Dropped  uint64 // records discarded because the buffer was full (DropNewest)
 	Rejected uint64 // records refused because the Sink was closed
+	Blocked  uint64 // writes that waited for room in the buffer (Overflow Block) before being enqueued or refused
 
 	Repaired  uint64 // values the encoder stored in another form (see internal/schema)
 	Truncated uint64 // values the encoder cut short or left out to fit the entity limits
@@ -307,23 +291,20 @@ func New(table Table, opts Options) (*Sink, error) {
 		return nil, err
 	}
 	s := &Sink{
-		table:      table,
-		opts:       o,
-		gen:        schema.NewGenerator(nil),
-		kick:       make(chan struct{}, 1),
-		flushNow:   make(chan struct{}, 1),
-		quit:       make(chan struct{}),
-		work:       make(chan *batch),
-		stopped:    make(chan struct{}),
-		limitLast:  map[string]time.Time{},
-		limitCount: map[string]int{},
-		tableSem:   make(chan struct{}, 1),
-		shards:     shardSet{max: o.MaxShards, days: map[string]*dayShards{}},
+		table:    table,
+		opts:     o,
+		gen:      schema.NewGenerator(nil),
+		quit:     make(chan struct{}),
+		work:     make(chan *batch),
+		limit:    newRateLimit(time.Second),
+		tableSem: make(chan struct{}, 1),
+		shards:   shardSet{max: o.MaxShards, days: map[string]*dayShards{}},
 	}
 	s.tableReady.Store(o.NoCreateTable)
-	s.space = sync.NewCond(&s.mu)
+	s.buf = newBuffer(o, &s.life, &s.c)
 	s.pool.New = func() any { return newEncState(s) }
 	s.hardCtx, s.hardStop = context.WithCancel(context.Background())
+	s.shardCtx, s.shardEnd = context.WithCancel(s.hardCtx)
 	var spoolErr error
 	if o.SpoolDir != "" {
 		spoolErr = s.openSpool()
@@ -341,14 +322,9 @@ func New(table Table, opts Options) (*Sink, error) {
 
 // Stats returns a snapshot of the counters. It is safe to call at any time.
 func (s *Sink) Stats() Stats {
-	s.mu.Lock() // the record counts change under s.mu: a consistent snapshot
-	st := Stats{BufferedRecords: s.bufRecs, BufferedBytes: s.bufBytes}
-	st.Enqueued = s.c.enqueued.Load()
-	st.Written = s.c.written.Load()
-	st.FailedRecords = s.c.failedRecords.Load()
-	st.Dropped = s.c.dropped.Load()
-	st.Rejected = s.c.rejected.Load()
-	s.mu.Unlock()
+	var st Stats
+	s.buf.stats(&st) // the record counts, a consistent snapshot
+	st.Blocked = s.c.blocked.Load()
 	st.Repaired = s.c.repaired.Load()
 	st.Truncated = s.c.truncated.Load()
 	st.Replaced = s.c.replaced.Load()
@@ -391,37 +367,22 @@ func (s *Sink) partitionKey(t time.Time) string {
 // buffered and are retried). Flush is safe for concurrent use, also during
 // and after Close.
 func (s *Sink) Flush(ctx context.Context) error {
-	s.mu.Lock()
-	prior := s.unreported
-	s.unreported = 0
-	outstanding := s.bufRecs
-	if outstanding == 0 {
-		last := s.lastErr
-		s.mu.Unlock()
+	w, prior, last := s.buf.wait()
+	if w == nil {
 		if prior > 0 {
 			return &DeliveryError{Op: "flush", Failed: prior, Err: last}
 		}
 		return nil
 	}
-	w := &waiter{upto: s.seq, remaining: outstanding, failed: prior, done: make(chan struct{})}
-	s.waiters = append(s.waiters, w)
-	s.mu.Unlock()
-	s.signal(s.flushNow)
-
+	signal(s.buf.flushNow)
 	select {
 	case <-w.done:
-		s.mu.Lock()
-		failed, last := w.failed, s.lastErr
-		s.mu.Unlock()
-		if failed > 0 {
+		if failed, _, last := s.buf.result(w); failed > 0 {
 			return &DeliveryError{Op: "flush", Failed: failed, Err: last}
 		}
 		return nil
 	case <-ctx.Done():
-		s.mu.Lock()
-		s.removeWaiter(w)
-		failed, pending := w.failed, w.remaining
-		s.mu.Unlock()
+		failed, pending, _ := s.buf.result(w)
 		if pending == 0 && failed == 0 {
 			return nil
 		}
@@ -444,23 +405,15 @@ func (s *Sink) Flush(ctx context.Context) error {
 // and says so). Close then closes the spool, releasing the directory.
 func (s *Sink) Close(ctx context.Context) error {
 	s.closeMu.Lock()
-	select {
-	case <-s.stopped:
-		s.closeMu.Unlock()
-		return nil
-	default:
-	}
 	defer s.closeMu.Unlock()
-	defer close(s.stopped)
+	if s.life.atLeast(phaseClosed) {
+		return nil
+	}
+	defer s.life.advance(phaseClosed)
 
-	s.closing.Store(true)
-	s.mu.Lock()
-	failedBefore := s.c.failedRecords.Load()
-	prior := s.unreported
-	s.unreported = 0
-	s.closed = true
-	s.space.Broadcast()
-	s.mu.Unlock()
+	prior, failedBefore := s.buf.beginClose()
+	s.life.advance(phaseClosing)
+	s.buf.wake() // blocked writers: refused now
 
 	if s.replayDone != nil {
 		select {
@@ -474,11 +427,10 @@ func (s *Sink) Close(ctx context.Context) error {
 		ctxErr = de.Err
 		s.hardStop() // abort retries and requests in flight
 	}
+	s.life.advance(phaseStopping)
+	s.shardEnd() // nothing is left to spread over shards
+	s.buf.wake() // the replay, waiting for room: stop
 	if s.replayDone != nil {
-		s.mu.Lock()
-		s.replayStop = true
-		s.space.Broadcast()
-		s.mu.Unlock()
 		<-s.replayDone
 	}
 	close(s.quit)
@@ -486,17 +438,7 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.hardStop()
 
 	// Whatever the dispatcher never handed out (only after hardStop).
-	s.mu.Lock()
-	left := s.pending
-	s.pending = nil
-	s.pendingBytes = 0
-	for _, x := range s.spill.all() {
-		left = append(left, record{tk: x.tk, seq: x.seq})
-		s.bufBytes += recordOverhead - spilledCost // finish releases recordOverhead
-	}
-	s.spill.reset()
-	s.mu.Unlock()
-	if len(left) > 0 {
+	if left := s.buf.drain(); len(left) > 0 {
 		s.finish(left, false, context.Canceled)
 	}
 
@@ -511,10 +453,8 @@ func (s *Sink) Close(ctx context.Context) error {
 		}
 	}
 
-	s.mu.Lock()
+	s.buf.takeUnreported() // reported here
 	failed := prior + int(s.c.failedRecords.Load()-failedBefore)
-	s.unreported = 0 // reported here
-	s.mu.Unlock()
 	if failed == 0 && spooled == 0 {
 		return nil
 	}
@@ -523,29 +463,62 @@ func (s *Sink) Close(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	if err == nil {
-		s.mu.Lock()
-		err = s.lastErr
-		s.mu.Unlock()
+		err = s.buf.lastError()
 	}
 	return &DeliveryError{Op: "close", Failed: failed, Spooled: spooled, Err: err, spoolDir: s.opts.SpoolDir}
 }
 
-// ---- error reporting ----
+// enqueue queues a copy of entity under partition pk (rk is its RowKey),
+// appending it to the spool first when there is one. It blocks, drops or
+// refuses according to Options.Overflow and Close (see buffer.put); only a
+// refusal is an error.
+func (s *Sink) enqueue(pk, rk string, entity []byte) error {
+	var (
+		tk      spool.Ticket
+		spooled bool
+	)
+	if s.sp != nil {
+		tk, spooled = s.spoolAppend(pk, rk, entity)
+	}
+	switch s.buf.put(pk, tk, spooled, entity) {
+	case putDropped:
+		if spooled {
+			s.ack([]record{{tk: tk}}, true, nil) // dropped: not for the next run either
+		}
+		s.reportLimited("drop", errors.New("sink: buffer full (Options.BufferBytes); dropping records (Overflow: DropNewest)"))
+	case putRefused:
+		if spooled {
+			s.ack([]record{{tk: tk}}, true, nil) // refused: not for the next run either
+		}
+		s.reportLimited("closed", ErrClosed)
+		return ErrClosed
+	}
+	return nil
+}
+
+// finish marks recs as stored (ok) or given up on, releases their buffer
+// space and wakes what waits for them. Spooled records are acknowledged,
+// except those abandoned by Close (cause is context.Canceled), which stay
+// in the spool. recs must not be used afterwards: their bytes are reused.
+func (s *Sink) finish(recs []record, ok bool, cause error) {
+	if len(recs) == 0 {
+		return
+	}
+	if s.sp != nil {
+		s.ack(recs, ok, cause)
+	}
+	if s.buf.finish(recs, ok, cause) {
+		signal(s.buf.kick) // the dispatcher reads spilled records back
+	}
+}
 
 // reportLimited passes err to the ErrorHandler at most once a second per
 // kind, with the number of reports suppressed since.
 func (s *Sink) reportLimited(kind string, err error) {
-	s.limitMu.Lock()
-	now := time.Now()
-	if last, ok := s.limitLast[kind]; ok && now.Sub(last) < time.Second {
-		s.limitCount[kind]++
-		s.limitMu.Unlock()
+	ok, n := s.limit.allow(kind)
+	if !ok {
 		return
 	}
-	n := s.limitCount[kind]
-	s.limitLast[kind] = now
-	s.limitCount[kind] = 0
-	s.limitMu.Unlock()
 	if n > 0 {
 		err = fmt.Errorf("%w (and %d more like it)", err, n)
 	}

@@ -17,7 +17,7 @@ import (
 // when Close abandons it at its deadline: it then stays for the next run).
 //
 // When the memory budget is full, a spooled record is not copied into
-// memory: only its Ticket waits, in Sink.spill (FIFO), and the dispatcher
+// memory: only its Ticket waits, in the buffer's spill queue (FIFO), and the dispatcher
 // reads it back from disk when there is room again. Once the spill queue
 // is not empty, new spooled records join it too, so nobody overtakes.
 // Spooled records in memory take at most half of BufferBytes; each entry
@@ -118,21 +118,6 @@ func (q *spillQueue) all() []spilled {
 
 func (q *spillQueue) reset() { *q = spillQueue{} }
 
-// memBytesLocked is the part of bufBytes held by records in memory (the
-// rest are the entries of records waiting on disk).
-func (s *Sink) memBytesLocked() int { return s.bufBytes - s.spill.len()*spilledCost }
-
-// memFitsLocked reports whether a spooled record costing cost (entity and
-// recordOverhead) may be held in memory rather than wait on disk. With a
-// spool, records in memory take at most half of BufferBytes, so that the
-// other half is left for the entries of records waiting on disk: were the
-// buffer full of records being retried (an outage), no record could wait
-// on disk. Nothing in memory: one record is always taken, to make progress.
-func (s *Sink) memFitsLocked(cost int) bool {
-	mem := s.memBytesLocked()
-	return mem == 0 || mem+cost <= s.opts.BufferBytes/2 && s.bufBytes+cost <= s.opts.BufferBytes
-}
-
 // openSpool opens Options.SpoolDir. On failure the Sink runs without a
 // spool and New returns the error.
 func (s *Sink) openSpool() error {
@@ -168,7 +153,7 @@ func (s *Sink) openSpool() error {
 // spoolAppend appends a record to the spool. ok is false when the spool
 // refused it; the caller then applies the memory policy.
 func (s *Sink) spoolAppend(pk, rk string, entity []byte) (spool.Ticket, bool) {
-	if s.closing.Load() {
+	if s.life.atLeast(phaseClosing) {
 		return spool.Ticket{}, false // the buffer refuses it
 	}
 	tk, err := s.sp.Append(spool.Record{PartitionKey: pk, RowKey: rk, Entity: entity})
@@ -219,19 +204,8 @@ func (d *dispatcher) refill() bool {
 	if s.sp == nil {
 		return false
 	}
-	s.mu.Lock()
-	d.take = d.take[:0]
-	for s.spill.len() > 0 {
-		h := s.spill.peek()
-		cost := int(h.n) + recordOverhead
-		if !s.memFitsLocked(cost) {
-			break
-		}
-		s.bufBytes += cost - spilledCost // in memory now: its spill entry goes
-		d.take = append(d.take, s.spill.pop())
-	}
-	more := s.spill.len() > 0
-	s.mu.Unlock()
+	var more bool
+	d.take, more = s.buf.takeSpilled(d.take[:0])
 	for _, h := range d.take {
 		r, err := s.sp.Read(h.tk)
 		if err == nil && len(r.Entity) != int(h.n) {
@@ -240,9 +214,7 @@ func (d *dispatcher) refill() bool {
 		if err != nil {
 			// Unreadable (a disk error, or corrupted since it was
 			// written): give it up and report it.
-			s.mu.Lock()
-			s.bufBytes -= int(h.n)
-			s.mu.Unlock()
+			s.buf.unspillFailed(int(h.n))
 			err = fmt.Errorf("sink: a record kept in the spool cannot be read back, giving it up: %w", err)
 			s.finish([]record{{tk: h.tk, seq: h.seq}}, false, err)
 			s.opts.ErrorHandler(err)
@@ -255,42 +227,15 @@ func (d *dispatcher) refill() bool {
 }
 
 // replay feeds the records an earlier run left in the spool into the
-// buffer.
+// buffer, waiting for room in it as a blocked writer would, until Close
+// stops it.
 func (s *Sink) replay() {
 	defer close(s.replayDone)
-	err := s.sp.Pending(s.enqueueReplayed)
+	err := s.sp.Pending(func(tk spool.Ticket, r spool.Record) bool {
+		return s.buf.putReplayed(r.PartitionKey, tk, r.Entity)
+	})
 	if err != nil && !errors.Is(err, spool.ErrClosed) {
 		s.c.spoolErrors.Add(1)
 		s.opts.ErrorHandler(fmt.Errorf("sink: replaying the spool of an earlier run stopped: %w (the rest is sent by the next Sink opened on it)", err))
 	}
-}
-
-// enqueueReplayed queues a record of an earlier run, waiting for room in
-// the buffer. It returns false when Close stops the replay.
-func (s *Sink) enqueueReplayed(tk spool.Ticket, r spool.Record) bool {
-	n := len(r.Entity)
-	s.mu.Lock()
-	for !s.replayStop && !s.memFitsLocked(n+recordOverhead) {
-		s.blocked++
-		s.signal(s.flushNow)
-		s.space.Wait()
-		s.blocked--
-	}
-	if s.replayStop {
-		s.mu.Unlock()
-		return false
-	}
-	s.seq++
-	s.pending = append(s.pending, record{pk: r.PartitionKey, data: r.Entity, seq: s.seq, tk: tk, replayed: true})
-	s.pendingBytes += n
-	s.bufBytes += n + recordOverhead
-	s.bufRecs++
-	s.c.enqueued.Add(1)
-	s.c.replayed.Add(1)
-	kick := s.kickLocked()
-	s.mu.Unlock()
-	if kick {
-		s.signal(s.kick)
-	}
-	return true
 }

@@ -19,11 +19,10 @@ import (
 
 // batch is one transaction's worth of records of a single partition.
 type batch struct {
-	pk      string
-	recs    []record
-	catalog bool // the first batch of its partition in this process
-	size    int  // payload estimate: at least the sum of wireSize
-	exact   bool // size is the sum of wireSize
+	pk    string
+	recs  []record
+	size  int  // payload estimate: at least the sum of wireSize
+	exact bool // size is the sum of wireSize
 }
 
 // maxPayload is the payload budget of one transaction: Azure's 4 MiB less a
@@ -53,7 +52,7 @@ var lt, gt, amp, e2 = []byte{'<'}, []byte{'>'}, []byte{'&'}, []byte{0xe2}
 func (s *Sink) dispatch() {
 	defer s.wg.Done()
 	defer close(s.work)
-	d := &dispatcher{s: s, seen: map[string]bool{}}
+	d := &dispatcher{s: s}
 	tick := time.NewTicker(s.opts.FlushInterval)
 	defer tick.Stop()
 	poll := time.NewTimer(fullPoll)
@@ -62,12 +61,12 @@ func (s *Sink) dispatch() {
 	for {
 		all := true
 		select {
-		case <-s.kick:
+		case <-s.buf.kick:
 			all = false
 		case <-pollC:
 			all = false
 		case <-tick.C:
-		case <-s.flushNow:
+		case <-s.buf.flushNow:
 		case <-s.quit:
 			d.send(true)
 			return
@@ -94,12 +93,11 @@ const fullPoll = 2 * time.Millisecond
 // dispatching does not allocate in the steady state.
 type dispatcher struct {
 	s       *Sink
-	queue   []record // taken from Sink.pending, not yet in a transaction
-	keep    []record
+	queue   []record // taken from the buffer, not yet in a transaction
+	keep    []record // the next queue: what holdBack keeps
 	batches []*batch
-	open    []*batch        // per partition, the batch being filled
-	seen    map[string]bool // partitions whose catalog entity was sent
-	take    []spilled       // records being read back from the spool
+	open    []*batch  // per partition, the batch being filled
+	take    []spilled // records being read back from the spool
 }
 
 // send takes the queue (and what fits of the records waiting in the spool)
@@ -110,26 +108,33 @@ type dispatcher struct {
 // It reports whether to poll: when it was woken for full transactions
 // (not all) and sent some, the load is sustained, so the dispatcher looks
 // again after fullPoll and the writers do not wake it meanwhile (see
-// Sink.kickLocked).
+// buffer.kickLocked).
 func (d *dispatcher) send(all bool) (poll bool) {
 	s := d.s
-	s.mu.Lock()
-	taken := s.pending
-	s.pending, s.spare = s.spare[:0], nil
-	s.pendingBytes = 0
-	s.kicked = false
-	s.mu.Unlock()
+	taken := s.buf.take()
 	d.queue = append(d.queue, taken...)
-	clear(taken)
-	s.mu.Lock()
-	if s.spare == nil {
-		s.spare = taken[:0]
-	}
-	s.mu.Unlock()
+	s.buf.recycle(taken)
 	if d.refill() {
 		all = true
 	}
+	d.cut()
+	if !all {
+		d.holdBack()
+	}
+	d.queue, d.keep = d.keep, d.queue[:0]
+	clear(d.open)
+	poll = !all && len(d.batches) > 0
+	carried, carriedBytes := d.carried()
+	s.buf.dispatched(carried, carriedBytes, poll)
+	d.handOut()
+	return poll
+}
 
+// cut groups the queue into transactions (d.batches), one partition each,
+// in queue order, each within BatchSize records and maxPayload bytes; the
+// queue is left to be cleared.
+func (d *dispatcher) cut() {
+	s := d.s
 	d.batches, d.open = d.batches[:0], d.open[:0]
 	for _, r := range d.queue {
 		var b *batch
@@ -169,52 +174,49 @@ func (d *dispatcher) send(all bool) (poll bool) {
 		b.size += ws
 	}
 	d.keep = d.keep[:0]
-	if !all {
-		// Keep each partition's last, partial batch for later.
-		n := 0
-		for _, b := range d.batches {
-			if len(b.recs) < s.opts.BatchSize && b.size < maxPayload/2 && slices.Contains(d.open, b) {
-				d.keep = append(d.keep, b.recs...)
-				clear(b.recs)
-				s.batchPool.Put(b)
-				continue
-			}
-			d.batches[n] = b
-			n++
-		}
-		clear(d.batches[n:])
-		d.batches = d.batches[:n]
-	}
 	clear(d.queue)
-	d.queue, d.keep = d.keep, d.queue[:0]
-	clear(d.open)
-	// The largest partial transaction kept (they are contiguous in the
-	// queue, one per partition) decides when new records may fill one.
-	carried, carriedBytes := 0, 0
+}
+
+// holdBack moves each partition's last transaction, if less than full,
+// out of d.batches into d.keep (the next queue).
+func (d *dispatcher) holdBack() {
+	s := d.s
+	n := 0
+	for _, b := range d.batches {
+		if len(b.recs) < s.opts.BatchSize && b.size < maxPayload/2 && slices.Contains(d.open, b) {
+			d.keep = append(d.keep, b.recs...)
+			clear(b.recs)
+			s.batchPool.Put(b)
+			continue
+		}
+		d.batches[n] = b
+		n++
+	}
+	clear(d.batches[n:])
+	d.batches = d.batches[:n]
+}
+
+// carried returns the size of the largest partial transaction held back
+// in the queue (they are contiguous, one per partition): it decides when
+// new records may fill one (see buffer.kickLocked).
+func (d *dispatcher) carried() (records, bytes int) {
 	for i := 0; i < len(d.queue); {
 		n, nb := 0, 0
 		for j := i; j < len(d.queue) && d.queue[j].pk == d.queue[i].pk; j++ {
 			n++
 			nb += len(d.queue[j].data)
 		}
-		carried, carriedBytes = max(carried, n), max(carriedBytes, nb)
+		records, bytes = max(records, n), max(bytes, nb)
 		i += n
 	}
-	s.mu.Lock()
-	s.carried, s.carriedBytes = carried, carriedBytes
-	s.polling = !all && len(d.batches) > 0
-	poll = s.polling
-	kick := s.kickLocked()
-	s.mu.Unlock()
-	if kick {
-		s.signal(s.kick)
-	}
+	return records, bytes
+}
 
+// handOut gives d.batches to the workers, one at a time (a worker must be
+// free to take one), or finishes them as abandoned once Close gave up.
+func (d *dispatcher) handOut() {
+	s := d.s
 	for i, b := range d.batches {
-		if !d.seen[b.pk] {
-			d.seen[b.pk] = true
-			b.catalog = true
-		}
 		select {
 		case s.work <- b:
 		case <-s.hardCtx.Done():
@@ -222,7 +224,6 @@ func (d *dispatcher) send(all bool) (poll bool) {
 		}
 		d.batches[i] = nil
 	}
-	return poll
 }
 
 func (s *Sink) newBatch(pk string) *batch {
@@ -230,7 +231,7 @@ func (s *Sink) newBatch(pk string) *batch {
 	if b == nil {
 		b = &batch{recs: make([]record, 0, s.opts.BatchSize)}
 	}
-	b.pk, b.recs, b.catalog, b.size, b.exact = pk, b.recs[:0], false, 0, false
+	b.pk, b.recs, b.size, b.exact = pk, b.recs[:0], 0, false
 	return b
 }
 
@@ -243,10 +244,8 @@ func (s *Sink) worker() {
 			s.finish(b.recs, false, context.Canceled)
 		} else {
 			s.ensureTable()
-			if b.catalog {
-				s.writeCatalog(b.pk)
-			}
-			w.pk = s.shard(b.pk) // see shard.go
+			s.ensureCatalog(b.pk)
+			w.pk, w.gen = s.shard(b.pk) // see shard.go
 			w.store(b.recs, false)
 		}
 		clear(b.recs)
@@ -300,6 +299,7 @@ type txWriter struct {
 	s       *Sink
 	actions []aztables.TransactionAction
 	pk      string // the shard the current batch goes to (shard.go)
+	gen     int    // the day's shard count when pk was picked
 	buf     []byte // the batch's entities rewritten for that shard
 }
 
@@ -328,7 +328,7 @@ func (w *txWriter) store(recs []record, uncertain bool) {
 			}
 		case transient:
 			uncertain = true
-			s.throttled(recs[0].pk, w.pk, e)
+			s.throttled(recs[0].pk, w.pk, w.gen, e)
 			s.c.retries.Add(1)
 			s.reportLimited("transient", fmt.Errorf("sink: retrying %d records: %w", len(recs), e))
 			if !s.backoff(attempt, e.RetryAfter) {
@@ -430,14 +430,14 @@ func (w *txWriter) submit(recs []record) *OpError {
 }
 
 // insertOne inserts one entity, retrying transient failures, and denied
-// ones too if retryDenied. It returns nil when the entity is stored (or
-// already was).
-func (s *Sink) insertOne(entity []byte, retryDenied bool) *OpError {
+// ones too if retryDenied, until ctx ends. It returns nil when the entity
+// is stored (or already was).
+func (s *Sink) insertOne(ctx context.Context, entity []byte, retryDenied bool) *OpError {
 	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(s.hardCtx, s.opts.RequestTimeout)
-		_, err := s.table.AddEntity(noSDKRetry(ctx), entity, nil)
+		rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+		_, err := s.table.AddEntity(noSDKRetry(rctx), entity, nil)
 		cancel()
-		e := classify("AddEntity", err, s.hardCtx)
+		e := classify("AddEntity", err, ctx)
 		if e == nil || e.class == exists {
 			return nil
 		}
@@ -454,7 +454,7 @@ func (s *Sink) insertOne(entity []byte, retryDenied bool) *OpError {
 			}
 		}
 		s.reportLimited(kind, e)
-		if !s.backoff(attempt, e.RetryAfter) {
+		if !s.backoffCtx(ctx, attempt, e.RetryAfter) {
 			return &OpError{Op: "AddEntity", Err: context.Canceled, class: aborted}
 		}
 	}
@@ -465,6 +465,11 @@ func (s *Sink) insertOne(entity []byte, retryDenied bool) *OpError {
 // service's Retry-After when that is longer. It returns false if the sink
 // gave up meanwhile.
 func (s *Sink) backoff(attempt int, retryAfter time.Duration) bool {
+	return s.backoffCtx(s.hardCtx, attempt, retryAfter)
+}
+
+// backoffCtx is backoff giving up when ctx ends.
+func (s *Sink) backoffCtx(ctx context.Context, attempt int, retryAfter time.Duration) bool {
 	d := s.opts.MaxRetryInterval
 	if attempt < 30 {
 		if x := s.opts.MinRetryInterval << attempt; x > 0 && x < d {
@@ -480,7 +485,7 @@ func (s *Sink) backoff(attempt int, retryAfter time.Duration) bool {
 	select {
 	case <-t.C:
 		return true
-	case <-s.hardCtx.Done():
+	case <-ctx.Done():
 		return false
 	}
 }

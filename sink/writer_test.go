@@ -554,10 +554,7 @@ func TestFlushOnSizeAfterLoad(t *testing.T) {
 		}
 		time.Sleep(time.Second) // idle: polling stops
 		synctest.Wait()
-		s.mu.Lock()
-		polling := s.polling
-		s.mu.Unlock()
-		if polling {
+		if s.buf.isPolling() {
 			t.Fatal("still polling after a second without records")
 		}
 		writeN(t, s, 10, "m")

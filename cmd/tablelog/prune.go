@@ -327,7 +327,7 @@ func surveyPartition(ctx context.Context, logs pruneTable, pk string, report fun
 				return fmt.Errorf("%w: partition %s holds the audit slot %s", errAuditTable, pk, rk)
 			}
 		}
-		n += len(keys)
+		n += records(keys)
 		report(n)
 		return nil
 	})
@@ -374,11 +374,23 @@ func prunePartition(ctx context.Context, logs pruneTable, pk string, dryRun bool
 				return err
 			}
 		}
-		n += len(keys)
+		n += records(keys)
 		report(n)
 		return nil
 	})
 	return n, err
+}
+
+// records counts the log records among keys: not the shard markers a
+// sharded day's partition holds (deleted with it all the same).
+func records(keys []string) int {
+	n := 0
+	for _, rk := range keys {
+		if !schema.IsReservedRowKey(rk) {
+			n++
+		}
+	}
+	return n
 }
 
 // plural returns "1 record", "2 records".

@@ -174,3 +174,41 @@ func TestCatalogShardEntitiesInsertOnly(t *testing.T) {
 		t.Fatalf("shards listed for the day: %v, want [0 1 2 10]", shards)
 	}
 }
+
+// TestShardMarkers: marker RowKeys round-trip, are refused when malformed,
+// and sort before every log RowKey (any time a key can carry), so that the
+// first page of a day's shard 0 carries them; the marker entity names its
+// day's shard-0 partition and its shard.
+func TestShardMarkers(t *testing.T) {
+	for _, k := range []int{1, 2, 9, 10, 15, 99, 100, schema.MaxShard} {
+		rk := schema.ShardMarkerRowKey(k)
+		if got, ok := schema.ParseShardMarkerRowKey(rk); !ok || got != k {
+			t.Errorf("ParseShardMarkerRowKey(%q) = %d, %v", rk, got, ok)
+		}
+		if !schema.IsReservedRowKey(rk) {
+			t.Errorf("%q is not in the reserved range", rk)
+		}
+	}
+	for _, bad := range []string{"", "!shard_", "!shard_0", "!shard_01", "!shard_1000", "!shard_1x", "shard_1", "!Shard_1"} {
+		if k, ok := schema.ParseShardMarkerRowKey(bad); ok {
+			t.Errorf("ParseShardMarkerRowKey(%q) = %d, want refused", bad, k)
+		}
+	}
+	for _, tm := range []time.Time{time.Unix(0, 0), time.Now(), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)} {
+		rk := schema.RowKey(schema.NewGenerator(nil).New(tm))
+		if schema.IsReservedRowKey(rk) || rk <= schema.ShardMarkerRowKey(schema.MaxShard) {
+			t.Errorf("log RowKey %q (%v) does not sort after the markers", rk, tm)
+		}
+	}
+	day := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
+	var m struct {
+		PartitionKey, RowKey string
+		Shard                int
+	}
+	if err := json.Unmarshal(schema.AppendShardMarkerEntity(nil, "check_out", day, 3), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.PartitionKey != schema.PartitionKey("check_out", day) || m.RowKey != "!shard_3" || m.Shard != 3 {
+		t.Errorf("marker entity %+v", m)
+	}
+}
