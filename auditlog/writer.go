@@ -18,7 +18,9 @@ import (
 )
 
 // Options configure a Writer. Only Service is required; every other zero
-// value means the documented default.
+// value means the documented default. A negative MaxBatch, RequestTimeout or
+// CommitTimeout is refused by New with an error naming the field (as
+// sink.Options refuses its negative values), never taken as the default.
 type Options struct {
 	// Service names the trail (required; letters, digits, '-', '_', '.';
 	// see schema.ValidateService). Each service has its own hash chain.
@@ -126,31 +128,43 @@ type pending struct {
 // New returns a Writer for the service trail in table (usually a
 // *tablelog.Client for the audit table; the writer creates the table before
 // its first commit unless Options.NoCreateTable). It validates the options
-// and does not touch the network; the first Record reads the chain's head. Errors: an invalid service name, a Key shorter than 16
-// bytes, a nil table, MaxBatch out of 1..100.
+// and does not touch the network; the first Record reads the chain's head.
+// Errors (all of them, joined): an invalid service name, a Key shorter than
+// 16 bytes, a nil table, MaxBatch out of 0..100, a negative RequestTimeout
+// or CommitTimeout.
 func New(table Table, opts Options) (*Writer, error) {
 	if table == nil {
 		return nil, errors.New("auditlog: nil table")
 	}
+	var errs []error
 	if err := schema.ValidateService(opts.Service); err != nil {
-		return nil, fmt.Errorf("auditlog: %w", err)
+		errs = append(errs, fmt.Errorf("auditlog: %w", err))
 	}
 	if opts.Key != nil && len(opts.Key) < 16 {
-		return nil, fmt.Errorf("auditlog: Key is %d bytes; use at least 16", len(opts.Key))
+		errs = append(errs, fmt.Errorf("auditlog: Options.Key is %d bytes; use at least 16", len(opts.Key)))
+	}
+	if opts.MaxBatch < 0 || opts.MaxBatch > schema.MaxBatchOps {
+		errs = append(errs, fmt.Errorf("auditlog: Options.MaxBatch %d is outside 0..%d (0 means %[2]d)", opts.MaxBatch, schema.MaxBatchOps))
+	}
+	if opts.RequestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("auditlog: Options.RequestTimeout is negative (%v)", opts.RequestTimeout))
+	}
+	if opts.CommitTimeout < 0 {
+		errs = append(errs, fmt.Errorf("auditlog: Options.CommitTimeout is negative (%v)", opts.CommitTimeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	if opts.MaxBatch == 0 {
 		opts.MaxBatch = schema.MaxBatchOps
 	}
-	if opts.MaxBatch < 1 || opts.MaxBatch > schema.MaxBatchOps {
-		return nil, fmt.Errorf("auditlog: MaxBatch %d is outside 1..%d", opts.MaxBatch, schema.MaxBatchOps)
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.RequestTimeout <= 0 {
+	if opts.RequestTimeout == 0 {
 		opts.RequestTimeout = 30 * time.Second
 	}
-	if opts.CommitTimeout <= 0 {
+	if opts.CommitTimeout == 0 {
 		opts.CommitTimeout = 2 * time.Minute
 	}
 	opts.Key = slices.Clone(opts.Key)

@@ -108,6 +108,19 @@ func TestNewOptions(t *testing.T) {
 	if _, err := New(nil, Options{Service: "s"}); err == nil {
 		t.Error("New(nil) succeeded")
 	}
+	// A negative value is refused with an error naming the field, never
+	// taken as the default (the same rule as sink.New).
+	for name, o := range map[string]Options{
+		"MaxBatch":       {MaxBatch: -1},
+		"RequestTimeout": {RequestTimeout: -time.Second},
+		"CommitTimeout":  {CommitTimeout: -time.Second},
+	} {
+		o.Service = "s"
+		_, err := New(tbl, o)
+		if err == nil || !strings.Contains(err.Error(), "Options."+name) {
+			t.Errorf("%s negative: err = %v, want one naming Options.%s", name, err, name)
+		}
+	}
 }
 
 func TestRecordContextDone(t *testing.T) {

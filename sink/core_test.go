@@ -17,7 +17,8 @@ import (
 )
 
 // Integration tests of the zap core against Azurite through the strict
-// proxy (behaviours 1, 2, 3 and 10 of the sink issue).
+// proxy: entities, day rollover and transaction limits, the zap Core
+// contract, flush triggers, Tee and sampling.
 
 // stepClock is a zap clock that advances by step on every call.
 type stepClock struct {

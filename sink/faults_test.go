@@ -19,7 +19,8 @@ import (
 )
 
 // Integration tests of failures against Azurite through a strict proxy of
-// the test's own (behaviours 4 to 8 of the sink issue).
+// the test's own: exactly once under faults, a bad record in a full
+// transaction, outages under Block and DropNewest, Close, add-only SAS.
 
 // faultyTable returns a fresh table and a client for it through a new
 // proxy, with the SDK's own retries off so the sink sees every fault.

@@ -47,6 +47,29 @@ func TestOptionsValidation(t *testing.T) {
 	}
 }
 
+// A negative value is refused with an error naming the field, never taken as
+// the default (the same rule as auditlog.New).
+func TestOptionsNegativeRefused(t *testing.T) {
+	for name, o := range map[string]Options{
+		"FlushInterval":    {FlushInterval: -1},
+		"BufferBytes":      {BufferBytes: -1},
+		"MaxInFlight":      {MaxInFlight: -1},
+		"BatchSize":        {BatchSize: -1},
+		"MaxShards":        {MaxShards: -1},
+		"MinRetryInterval": {MinRetryInterval: -time.Second},
+		"MaxRetryInterval": {MaxRetryInterval: -time.Second},
+		"RequestTimeout":   {RequestTimeout: -time.Second},
+		"SyncTimeout":      {SyncTimeout: -time.Second},
+		"MaxSpoolBytes":    {MaxSpoolBytes: -1},
+	} {
+		o.Service = "ok"
+		_, err := New(newFakeTable(), o)
+		if err == nil || !strings.Contains(err.Error(), "Options."+name+" is negative") {
+			t.Errorf("%s negative: err = %v, want one naming Options.%s", name, err, name)
+		}
+	}
+}
+
 func TestFlushOnInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeTable()
