@@ -108,6 +108,13 @@ func TestNewOptions(t *testing.T) {
 	if _, err := New(nil, Options{Service: "s"}); err == nil {
 		t.Error("New(nil) succeeded")
 	}
+	// A bad service name: schema's *ServiceError in the chain, under the
+	// package's prefix once.
+	_, err := New(tbl, Options{Service: "a b"})
+	var se *schema.ServiceError
+	if !errors.As(err, &se) || se.Name != "a b" || !strings.HasPrefix(err.Error(), `auditlog: service name "a b" has the character ' '`) {
+		t.Errorf("bad service: %v", err)
+	}
 	// A negative value is refused with an error naming the field, never
 	// taken as the default (the same rule as sink.New).
 	for name, o := range map[string]Options{

@@ -2,6 +2,7 @@ package query
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -44,8 +45,38 @@ func (f Filter) String() string {
 	return f.expr
 }
 
-// Err returns the error met while building the filter, or nil.
+// Err returns the error met while building the filter, a *FilterError, or
+// nil.
 func (f Filter) Err() error { return f.err }
+
+// FilterError is the error of a Filter that could not be built (Filter.Err,
+// and the error a Reader reports for it). It wraps ErrInvalidFilter (so
+// ErrInvalidQuery too) and Err.
+type FilterError struct {
+	Field string // the property compared; "" when the field reference itself is bad, or for Not
+	Op    string // the comparison ("eq", "lt", ...) or "not"
+	Err   error  // what is wrong, in words without a package prefix
+}
+
+// Error returns "tablelog/query: invalid query: invalid filter: " and the
+// field, the operator and Err.
+func (e *FilterError) Error() string {
+	var b strings.Builder
+	b.WriteString("tablelog/query: ")
+	b.WriteString(ErrInvalidFilter.Error())
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteByte(' ')
+	}
+	b.WriteString(e.Op)
+	b.WriteString(": ")
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+// Unwrap returns ErrInvalidFilter and Err.
+func (e *FilterError) Unwrap() []error { return []error{ErrInvalidFilter, e.Err} }
 
 // IsZero reports whether f is the zero Filter (no condition, no error).
 func (f Filter) IsZero() bool { return f.expr == "" && f.err == nil }
@@ -182,12 +213,12 @@ func Le(field string, value any) Filter { return compare(field, "le", value) }
 func compare(field, op string, value any) Filter {
 	name, err := propertyName(field)
 	if err != nil {
-		return Filter{err: fmt.Errorf("tablelog/query: %w: %s: %v", ErrInvalidFilter, op, err)}
+		return Filter{err: &FilterError{Op: op, Err: err}}
 	}
 	int32Col := strings.HasPrefix(field, columnMark) && (name == schema.ColSeverity || name == schema.ColTruncated)
 	lit, err := literal(value, op == "eq" || op == "ne", int32Col)
 	if err != nil {
-		return Filter{err: fmt.Errorf("tablelog/query: %w: %s %s: %v", ErrInvalidFilter, name, op, err)}
+		return Filter{err: &FilterError{Field: name, Op: op, Err: err}}
 	}
 	return Filter{expr: name + " " + op + " " + lit, cmp: 1}
 }
@@ -242,7 +273,7 @@ func Not(f Filter) Filter {
 		return f
 	}
 	if f.expr == "" {
-		return Filter{err: fmt.Errorf("tablelog/query: %w: Not of an empty filter", ErrInvalidFilter)}
+		return Filter{err: &FilterError{Op: "not", Err: errors.New("the operand is the zero Filter, which would match nothing")}}
 	}
 	return Filter{expr: "not " + "(" + f.expr + ")", cmp: f.cmp}
 }

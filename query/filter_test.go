@@ -95,6 +95,27 @@ func TestFilterLiterals(t *testing.T) {
 	if !errors.Is(ErrInvalidFilter, ErrInvalidQuery) {
 		t.Error("ErrInvalidFilter should wrap ErrInvalidQuery")
 	}
+	// A failed build is a *FilterError naming the property and the
+	// comparison, wrapping the sentinels and the cause; And, Or and Not
+	// pass it on unchanged.
+	for _, tc := range []struct {
+		f              Filter
+		field, op, msg string
+	}{
+		{Lt("n", math.NaN()), "n", "lt", "tablelog/query: invalid query: invalid filter: n lt: NaN cannot be used in a filter"},
+		{And(Eq("a", 1), Or(Eq(Column("Nope"), 1))), "", "eq", `tablelog/query: invalid query: invalid filter: eq: "Nope" is not a system column`},
+		{Not(Filter{}), "", "not", "tablelog/query: invalid query: invalid filter: not: the operand is the zero Filter, which would match nothing"},
+	} {
+		var fe *FilterError
+		err := tc.f.Err()
+		if !errors.As(err, &fe) || fe.Field != tc.field || fe.Op != tc.op || fe.Err == nil {
+			t.Errorf("%v: got %#v, want a *FilterError for %q %q", err, err, tc.field, tc.op)
+			continue
+		}
+		if err.Error() != tc.msg || !errors.Is(err, ErrInvalidFilter) || !errors.Is(err, ErrInvalidQuery) || !errors.Is(err, fe.Err) {
+			t.Errorf("%v: want message %q wrapping ErrInvalidFilter, ErrInvalidQuery and its cause", err, tc.msg)
+		}
+	}
 	if _, err := ParseGUID("nope"); err == nil {
 		t.Error("ParseGUID accepted garbage")
 	}

@@ -337,6 +337,14 @@ func TestLogsInvalidQueries(t *testing.T) {
 	if _, err := r.Tail(context.Background(), Logs{}, 5); !errors.Is(err, ErrInvalidQuery) {
 		t.Errorf("Tail without service: %v", err)
 	}
+	// A bad service name keeps schema's *ServiceError in the chain, under
+	// the package's prefix once.
+	_, err := r.Tail(context.Background(), Logs{Service: "a b"}, 5)
+	var se *schema.ServiceError
+	if !errors.Is(err, ErrInvalidQuery) || !errors.As(err, &se) || se.Name != "a b" ||
+		!strings.HasPrefix(err.Error(), `tablelog/query: invalid query: service name "a b"`) {
+		t.Errorf("Tail with a bad service: %v", err)
+	}
 	var zero Reader
 	for _, err := range zero.Logs(context.Background(), Logs{Service: "s"}) {
 		if !errors.Is(err, ErrInvalidQuery) {

@@ -45,6 +45,13 @@ func TestOptionsValidation(t *testing.T) {
 	if _, err := New(nil, Options{Service: "ok"}); err == nil {
 		t.Error("New(nil table) succeeded")
 	}
+	// A bad service name: schema's *ServiceError in the chain, under the
+	// package's prefix once.
+	_, err := New(newFakeTable(), Options{Service: "a b"})
+	var se *schema.ServiceError
+	if !errors.As(err, &se) || se.Name != "a b" || !strings.HasPrefix(err.Error(), `sink: service name "a b" has the character ' '`) {
+		t.Errorf("bad service: %v", err)
+	}
 }
 
 // A negative value is refused with an error naming the field, never taken as

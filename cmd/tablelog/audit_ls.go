@@ -8,7 +8,6 @@ import (
 	"iter"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -61,7 +60,7 @@ func (a *app) resolveAudit(cmd string, f *auditFilterFlags, positional []string)
 	var services []string
 	for _, s := range append(slices.Clone([]string(f.services)), positional...) {
 		if err := schema.ValidateService(s); err != nil {
-			return q, nil, usagef(cmd, "%s", strings.TrimPrefix(err.Error(), "tablelog: "))
+			return q, nil, usagef(cmd, "%v", err)
 		}
 		if !slices.Contains(services, s) {
 			services = append(services, s)

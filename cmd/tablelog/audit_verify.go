@@ -115,7 +115,7 @@ func (a *app) auditVerify(ctx context.Context, args []string) error {
 	}
 	for _, s := range only {
 		if err := schema.ValidateService(s); err != nil {
-			return usagef(cmd, "%s", strings.TrimPrefix(err.Error(), "tablelog: "))
+			return usagef(cmd, "%v", err)
 		}
 	}
 	if opts.Key, err = a.loadKey(cmd, kf); err != nil {

@@ -94,7 +94,7 @@ func (a *app) prune(ctx context.Context, args []string) error {
 	}
 	for _, s := range only {
 		if err := schema.ValidateService(s); err != nil {
-			return usagef("prune", "%s", strings.TrimPrefix(err.Error(), "tablelog: "))
+			return usagef("prune", "%v", err)
 		}
 	}
 	t, err := a.connect("prune", cf)

@@ -47,7 +47,7 @@ func (a *app) services(ctx context.Context, args []string) error {
 	only = append(only, pos...)
 	for _, s := range only {
 		if err := schema.ValidateService(s); err != nil {
-			return usagef("services", "%s", err.Error()[len("tablelog: "):])
+			return usagef("services", "%v", err)
 		}
 	}
 	if *output != formatText && *output != formatJSON {

@@ -102,7 +102,7 @@ func (a *app) resolveFilters(cmd string, f *filterFlags, positional []string) (s
 	var sel selection
 	for _, s := range append(slices.Clone([]string(f.services)), positional...) {
 		if err := schema.ValidateService(s); err != nil {
-			return sel, usagef(cmd, "%s", strings.TrimPrefix(err.Error(), "tablelog: "))
+			return sel, usagef(cmd, "%v", err)
 		}
 		if !slices.Contains(sel.services, s) {
 			sel.services = append(sel.services, s)

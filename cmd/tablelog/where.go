@@ -35,6 +35,7 @@ package main
 // RFC 3339 time (2025-11-25T10:00:00Z), or else a string.
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -420,11 +421,11 @@ func slicesContainEmpty(s []string) bool {
 // check turns a Filter's build error into a positioned error.
 func (p *parser) check(f query.Filter, at token) (query.Filter, error) {
 	if err := f.Err(); err != nil {
-		msg := err.Error()
-		if i := strings.LastIndex(msg, ": "); i >= 0 {
-			msg = msg[i+2:]
+		var fe *query.FilterError
+		if errors.As(err, &fe) {
+			err = fe.Err // the words; the position says where
 		}
-		return query.Filter{}, p.errorf(at, "%s", msg)
+		return query.Filter{}, p.errorf(at, "%v", err)
 	}
 	return f, nil
 }

@@ -170,6 +170,12 @@ func TestWhereErrorPosition(t *testing.T) {
 	if err.Error() != want {
 		t.Errorf("error:\n%s\nwant:\n%s", err, want)
 	}
+	// A value the query builder refuses: its words (FilterError.Err) at
+	// the value's position, without the library's prefixes.
+	_, err = parseWhere("a=1 and msg='\xc3'")
+	if err == nil || !strings.HasPrefix(err.Error(), "--where: string value is not valid UTF-8 at column 13") || strings.Contains(err.Error(), "invalid filter") {
+		t.Errorf("builder's error: %v", err)
+	}
 	// Columns count characters, not bytes.
 	_, err = parseWhere(`名前=値 x`)
 	if err == nil || !strings.Contains(err.Error(), "at column 6") {

@@ -53,17 +53,17 @@ func (f auditForm) selection() url.Values {
 func (s *Server) resolveAudit(f auditForm, now time.Time) (query.Audit, error) {
 	q := query.Audit{Service: f.Service, Actor: f.Actor, Action: f.Action, Target: f.Target, Outcome: f.Outcome}
 	if err := schema.ValidateService(f.Service); err != nil {
-		return q, errors.New(strings.TrimPrefix(err.Error(), "tablelog: "))
+		return q, err
 	}
 	var err error
 	if f.Since != "" {
 		if q.Since, err = s.opts.Syntax.Time(f.Since, now); err != nil {
-			return q, fmt.Errorf("since: %v", err)
+			return q, fmt.Errorf("since: %w", err)
 		}
 	}
 	if f.Until != "" {
 		if q.Until, err = s.opts.Syntax.Time(f.Until, now); err != nil {
-			return q, fmt.Errorf("until: %v", err)
+			return q, fmt.Errorf("until: %w", err)
 		}
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {

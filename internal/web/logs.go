@@ -55,7 +55,7 @@ func (f logForm) values() url.Values {
 func (s *Server) resolveLogs(f logForm, now time.Time) (query.Logs, error) {
 	q := query.Logs{Service: f.Service, MinLevel: query.AllLevels, Contains: f.Q}
 	if err := schema.ValidateService(f.Service); err != nil {
-		return q, errors.New(strings.TrimPrefix(err.Error(), "tablelog: "))
+		return q, err
 	}
 	var err error
 	if f.Day != "" {
@@ -67,12 +67,12 @@ func (s *Server) resolveLogs(f logForm, now time.Time) (query.Logs, error) {
 	}
 	if f.Since != "" {
 		if q.Since, err = s.opts.Syntax.Time(f.Since, now); err != nil {
-			return q, fmt.Errorf("since: %v", err)
+			return q, fmt.Errorf("since: %w", err)
 		}
 	}
 	if f.Until != "" {
 		if q.Until, err = s.opts.Syntax.Time(f.Until, now); err != nil {
-			return q, fmt.Errorf("until: %v", err)
+			return q, fmt.Errorf("until: %w", err)
 		}
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
