@@ -337,7 +337,7 @@ var usageCases = []struct {
 	{[]string{"tail", "-s", "bad service"}, `has the character ' '`},
 	{[]string{"tail", "-s", "x", "--since", "yesterday"}, `--since: "yesterday" is neither`},
 	{[]string{"tail", "-s", "x", "--since", "1h", "--until", "2h"}, "is not before --until"},
-	{[]string{"tail", "-s", "x", "--level", "loud"}, `--level "loud" is not a level`},
+	{[]string{"tail", "-s", "x", "--level", "loud"}, `tablelog tail: --level: "loud" is not a level: use debug, info, warn, error`},
 	{[]string{"tail", "-s", "x", "--where", "a=1 and (b=2"}, `unbalanced "("`},
 	{[]string{"tail", "-s", "x", "--grep", "(["}, "--grep: error parsing regexp"},
 	{[]string{"tail", "-s", "x", "-o", "xml"}, `unknown output format "xml"`},

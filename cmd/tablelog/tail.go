@@ -125,9 +125,9 @@ func (a *app) resolveFilters(cmd string, f *filterFlags, positional []string) (s
 	}
 	sel.q.MinLevel = query.AllLevels
 	if f.level != "" {
-		sev, ok := parseLevelName(f.level)
-		if !ok {
-			return sel, usagef(cmd, "--level %q is not a level (debug, info, warn, error, dpanic, panic, fatal, or a number)", f.level)
+		sev, err := schema.ParseLevel(f.level)
+		if err != nil {
+			return sel, usagef(cmd, "--level: %v", err)
 		}
 		sel.q.MinLevel = levelOf(sev)
 	}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/internal/web"
 	"github.com/tablelog/tablelog/query"
 )
@@ -118,7 +119,7 @@ func (a *app) web(ctx context.Context, args []string) error {
 			Where:      parseWhere,
 			AuditWhere: parseAuditWhere,
 			Time:       parseTimeArg,
-			Level:      parseLevelName,
+			Level:      schema.ParseLevel,
 		},
 		Export: func(ctx context.Context, w io.Writer, q query.Audit, format string) error {
 			return writeAuditExport(ctx, query.New(t.audit), w, []string{q.Service}, q, format, false)

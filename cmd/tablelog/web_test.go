@@ -300,7 +300,7 @@ func TestWebLogs(t *testing.T) {
 	// Mistakes: 400 with the parser's message, no query.
 	for q, want := range map[string]string{
 		"where=" + url.QueryEscape("a=1 and (b=2"): "unbalanced",
-		"level=loud":        "is not a level",
+		"level=loud":        "is not a level: use debug, info",
 		"since=yesterday":   "is neither a duration",
 		"before=not-an-id":  "is not a record ID",
 		"since=1h&until=2h": "since is not before until",

@@ -45,6 +45,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/query"
 )
 
@@ -434,17 +435,18 @@ func (p *parser) check(f query.Filter, at token) (query.Filter, error) {
 func (p *parser) compileColumn(col string, cmp cmpFunc, op, v token) (query.Filter, error) {
 	switch col {
 	case query.ColLevel:
-		if sev, ok := parseLevelName(v.text); ok {
+		sev, err := schema.ParseLevel(v.text)
+		if err == nil {
 			return p.check(cmp(query.ColSeverity, int32(sev)), v)
 		}
 		if op.text != "=" && op.text != "==" && op.text != "!=" && op.text != "<>" {
-			return query.Filter{}, p.errorf(v, "%s is not a level (debug, info, warn, error, dpanic, panic, fatal, or a number)", v.describe())
+			return query.Filter{}, p.errorf(v, "%v", err)
 		}
 		return p.check(cmp(col, v.text), v)
 	case query.ColSeverity:
-		sev, ok := parseLevelName(v.text)
-		if !ok {
-			return query.Filter{}, p.errorf(v, "severity must be a number or a level name, found %s", v.describe())
+		sev, err := schema.ParseLevel(v.text)
+		if err != nil {
+			return query.Filter{}, p.errorf(v, "severity must be a number or a level name: %v", err)
 		}
 		return p.check(cmp(col, int32(sev)), v)
 	case query.ColTime:
@@ -533,31 +535,4 @@ func (p *parser) value(t token) any {
 // looksLikeTime is a cheap pre-check for RFC 3339: "dddd-dd-ddT".
 func looksLikeTime(s string) bool {
 	return len(s) >= 20 && s[4] == '-' && s[7] == '-' && (s[10] == 'T' || s[10] == 't')
-}
-
-// levelNames are the level names on slog's scale.
-var levelNames = map[string]int{
-	"debug": -4, "info": 0, "warn": 4, "warning": 4, "error": 8, "err": 8,
-	"dpanic": 12, "panic": 16, "fatal": 20,
-}
-
-// parseLevelName parses a level: a name (any case) with an optional +N or
-// -N offset as slog prints them ("INFO+2"), or an integer.
-func parseLevelName(s string) (int, bool) {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n < math.MinInt32 || n > math.MaxInt32 {
-			return 0, false
-		}
-		return n, true
-	}
-	name, off := s, 0
-	if i := strings.IndexAny(s, "+-"); i > 0 {
-		n, err := strconv.Atoi(s[i:])
-		if err != nil || n > 1000 || n < -1000 {
-			return 0, false
-		}
-		name, off = s[:i], n
-	}
-	base, ok := levelNames[strings.ToLower(name)]
-	return base + off, ok
 }

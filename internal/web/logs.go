@@ -79,9 +79,9 @@ func (s *Server) resolveLogs(f logForm, now time.Time) (query.Logs, error) {
 		return q, errors.New("since is not before until")
 	}
 	if f.Level != "" {
-		sev, ok := s.opts.Syntax.Level(f.Level)
-		if !ok {
-			return q, fmt.Errorf("level %q is not a level (debug, info, warn, error, dpanic, panic, fatal, or a number)", f.Level)
+		sev, err := s.opts.Syntax.Level(f.Level)
+		if err != nil {
+			return q, fmt.Errorf("level: %w", err)
 		}
 		q.MinLevel = levelOf(sev)
 	}

@@ -47,8 +47,9 @@ type Syntax struct {
 	// Time parses a --since/--until value (a duration ago, an RFC 3339
 	// time or a date) relative to now.
 	Time func(s string, now time.Time) (time.Time, error)
-	// Level parses a --level value into a severity on slog's scale.
-	Level func(s string) (int, bool)
+	// Level parses a level value into a severity on slog's scale; its
+	// error is shown on the page.
+	Level func(s string) (int, error)
 }
 
 // ExportFunc writes the events q selects (q.Service set, q.Limit zero) to w

@@ -21,7 +21,7 @@ func testOptions() Options {
 			Where:      func(string) (query.Filter, error) { return query.Filter{}, nil },
 			AuditWhere: func(string) (query.Filter, error) { return query.Filter{}, nil },
 			Time:       func(string, time.Time) (time.Time, error) { return time.Time{}, nil },
-			Level:      func(string) (int, bool) { return 0, true },
+			Level:      func(string) (int, error) { return 0, nil },
 		},
 		Export: func(context.Context, io.Writer, query.Audit, string) error { return nil },
 	}
