@@ -11,10 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tablelog/tablelog/internal/azure"
 	"github.com/tablelog/tablelog/internal/schema"
@@ -391,29 +391,20 @@ func plural(n int, noun string) string {
 
 func empty(s *string) bool { return s == nil || *s == "" }
 
+// deleteTransactions is how many delete transactions prune keeps in flight.
+const deleteTransactions = 4
+
 // deleteKeys deletes the RowKeys of partition pk in transactions of up to
-// schema.MaxBatchOps, four in flight.
+// schema.MaxBatchOps, deleteTransactions in flight. Every transaction is
+// tried; the error is the first that failed (the partition stays in the
+// catalog, and the next prune deletes what is left).
 func deleteKeys(ctx context.Context, logs pruneTable, pk string, keys []string) error {
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, 4)
-	)
+	var g errgroup.Group
+	g.SetLimit(deleteTransactions)
 	for chunk := range slices.Chunk(keys, schema.MaxBatchOps) {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := deleteBatch(ctx, logs, pk, chunk); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
+		g.Go(func() error { return deleteBatch(ctx, logs, pk, chunk) })
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return g.Wait()
 }
 
 // deleteBatch deletes rks of partition pk in one transaction. If the
