@@ -463,9 +463,10 @@ func (p *parser) compileColumn(col string, cmp cmpFunc, op, v token) (query.Filt
 // auditColumns maps the normalized keys of audit --where expressions to
 // the columns of audit events.
 var auditColumns = map[string]string{
-	"actor": "Actor", "action": "Action", "target": "Target", "outcome": "Outcome",
-	"reason": "Reason", "sourceip": "SourceIP", "requestid": "RequestID", "id": "ID",
-	"seq": "Seq", "hash": "Hash", "prevhash": "PrevHash", "time": query.ColTime,
+	"actor": schema.AuditColActor, "action": schema.AuditColAction, "target": schema.AuditColTarget,
+	"outcome": schema.AuditColOutcome, "reason": schema.AuditColReason, "sourceip": schema.AuditColSourceIP,
+	"requestid": schema.AuditColRequestID, "id": schema.AuditColID, "seq": schema.AuditColSeq,
+	"hash": schema.AuditColHash, "prevhash": schema.AuditColPrevHash, "time": query.ColTime,
 }
 
 // compileAudit builds a comparison on an audit column.
@@ -475,7 +476,7 @@ func (p *parser) compileAudit(k token, cmp cmpFunc, v token) (query.Filter, erro
 		return query.Filter{}, p.errorf(k, "%s is not an audit column (actor, action, target, outcome, reason, source_ip, request_id, id, seq, hash, prev_hash, time)", k.describe())
 	}
 	switch col {
-	case "Seq":
+	case schema.AuditColSeq:
 		n, err := strconv.ParseInt(v.text, 10, 64)
 		if err != nil || v.kind != tokWord {
 			return query.Filter{}, p.errorf(v, "seq must be an integer, found %s", v.describe())

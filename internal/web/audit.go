@@ -154,7 +154,7 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		if err != nil || seq <= 0 {
 			ferr = fmt.Errorf("before %q is not a sequence number", f.Before)
 		} else {
-			pq.Where = query.And(pq.Where, query.Lt("Seq", seq))
+			pq.Where = query.And(pq.Where, query.Lt(schema.AuditColSeq, seq))
 		}
 	}
 	var (

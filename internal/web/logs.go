@@ -277,7 +277,7 @@ func olderThan(q query.Logs, id ulid.ULID) query.Logs {
 	if q.Until.IsZero() || until.Before(q.Until) {
 		q.Until = until
 	}
-	q.Where = query.And(q.Where, query.Gt(query.Column("RowKey"), schema.RowKey(id)))
+	q.Where = query.And(q.Where, query.Gt(query.Column(schema.ColRowKey), schema.RowKey(id)))
 	return q
 }
 
@@ -481,7 +481,7 @@ func (s *Server) handleRecord(w http.ResponseWriter, r *http.Request) {
 func findRecord(ctx context.Context, r *query.Reader, service string, id ulid.ULID) (*query.Record, error) {
 	kt := ulid.Time(id.Time())
 	q := query.Logs{Service: service, Since: kt.Add(-time.Hour), Until: kt.Add(time.Second), MinLevel: query.AllLevels,
-		Where: query.Eq(query.Column("RowKey"), schema.RowKey(id)), Limit: 1}
+		Where: query.Eq(query.Column(schema.ColRowKey), schema.RowKey(id)), Limit: 1}
 	recs, err := collect(r.Logs(ctx, q), 1)
 	if err != nil || len(recs) == 0 {
 		return nil, err
