@@ -227,6 +227,22 @@ func href(t *testing.T, body, id string) string {
 	return strings.ReplaceAll(m[1], "&amp;", "&")
 }
 
+// TestWebEmpty: a catalog that lists nothing says so and where to look.
+func TestWebEmpty(t *testing.T) {
+	t.Parallel()
+	logs, audit := azurite.Get(t).NewTable(t), azurite.Get(t).NewTable(t)
+	ws := startWeb(t, webEnv(t), tableArgs(logs, audit)...)
+	for path, want := range map[string]string{
+		"/logs":  "lists no services yet (nothing written, or another table: --logs-table)",
+		"/audit": "lists no audit trails yet (nothing recorded, or another table: --audit-table)",
+	} {
+		body := ws.mustGet(200, path)
+		if !strings.Contains(body, "the catalog of table &#34;"+azurite.TableName(logs)) && !strings.Contains(body, "the catalog of table &#34;"+azurite.TableName(audit)) || !strings.Contains(body, want) {
+			t.Errorf("%s: want %q in:\n%s", path, want, body)
+		}
+	}
+}
+
 // TestWebLogs: the logs view against records written by the sink: the
 // catalog's pickers, newest first, filters, older pages by continuation,
 // the detail view, the histogram and the live tail.

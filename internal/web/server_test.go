@@ -89,6 +89,25 @@ func TestHeadersOnEveryAnswer(t *testing.T) {
 	}
 }
 
+// A view without its table says so (the CLI always configures both; the
+// catalog's empty and redirect cases are in cmd/tablelog's TestWebEmpty and
+// TestWebLogs).
+func TestViewWithoutTable(t *testing.T) {
+	s, err := New(testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{"/logs": "no logs table configured", "/audit": "no audit table configured"} {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Host = "localhost"
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), want) {
+			t.Errorf("%s: %d, want 200 with %q:\n%s", path, w.Code, want, w.Body.String())
+		}
+	}
+}
+
 // TestTemplatesHaveNoInlineScript: no page may need 'unsafe-inline'.
 func TestTemplatesHaveNoInlineScript(t *testing.T) {
 	entries, err := assets.ReadDir("assets")
