@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tablelog/tablelog/internal/fieldtext"
 	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/query"
 )
@@ -253,14 +254,14 @@ func appendAuditJSON(b []byte, ev *query.AuditEvent) []byte {
 		Alg: ev.Alg, PrevHash: ev.PrevHash, Hash: ev.Hash, PartitionKey: ev.PartitionKey, RowKey: ev.RowKey,
 	}
 	if len(ev.Attrs) > 0 {
-		j.Attrs, _ = jsonSafe(ev.Attrs).(map[string]any)
+		j.Attrs, _ = fieldtext.JSONSafe(ev.Attrs).(map[string]any)
 	}
 	if !ev.Stored.IsZero() {
 		j.Stored = ev.Stored.UTC().Format(time.RFC3339Nano)
 	}
-	js, err := marshalJSON(j)
+	js, err := fieldtext.Marshal(j)
 	if err != nil {
-		js, _ = marshalJSON(map[string]string{"error": err.Error(), "id": j.ID})
+		js, _ = fieldtext.Marshal(map[string]string{"error": err.Error(), "id": j.ID})
 	}
 	b = appendEscapingBidi(b, js)
 	return append(b, '\n')

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tablelog/tablelog/auditlog"
+	"github.com/tablelog/tablelog/internal/fieldtext"
 	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/query"
 )
@@ -254,7 +255,7 @@ func writeVerifyJSON(w io.Writer, rep auditlog.Report, err error, redact func(st
 	if err != nil {
 		v.Error = redact(err.Error())
 	}
-	js, jerr := marshalJSON(v)
+	js, jerr := fieldtext.Marshal(v)
 	if jerr != nil {
 		return jerr
 	}

@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tablelog/tablelog/internal/fieldtext"
 	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/query"
 )
@@ -82,7 +83,7 @@ func (a *app) services(ctx context.Context, args []string) error {
 			for i, d := range ds {
 				sd.Days[i] = d.Format(time.DateOnly)
 			}
-			js, err := marshalJSON(sd)
+			js, err := fieldtext.Marshal(sd)
 			if err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/tablelog/tablelog/internal/fieldtext"
 	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/query"
 )
@@ -212,7 +213,7 @@ func grepMatch(re *regexp.Regexp, rec *query.Record) bool {
 	}
 	found := false
 	walkFields(rec.Fields, "", func(key string, v any) {
-		if !found && re.MatchString(key+"="+valueText(v)) {
+		if !found && re.MatchString(key+"="+fieldtext.Value(v)) {
 			found = true
 		}
 	})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/tablelog/tablelog/internal/fieldtext"
 	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/query"
 )
@@ -360,7 +361,7 @@ func (s *Server) row(rec *query.Record) recordRow {
 	return recordRow{
 		ID:     id,
 		Time:   rec.Time.UTC().Format(timeLayout),
-		Level:  levelLabel(rec.Level, rec.Severity),
+		Level:  fieldtext.Level(rec.Level, rec.Severity),
 		Class:  levelClass(rec.Severity),
 		Msg:    cut(rec.Message, maxListMessage),
 		Fields: cut(fieldSummary(rec.Fields), maxListFields),
@@ -424,30 +425,6 @@ func cut(s string, n int) string {
 	return s
 }
 
-// levelLabel is the upper-case level name, or one derived from the severity.
-func levelLabel(level string, sev int) string {
-	if level != "" {
-		return strings.ToUpper(level)
-	}
-	switch sev {
-	case -4:
-		return "DEBUG"
-	case 0:
-		return "INFO"
-	case 4:
-		return "WARN"
-	case 8:
-		return "ERROR"
-	case 12:
-		return "DPANIC"
-	case 16:
-		return "PANIC"
-	case 20:
-		return "FATAL"
-	}
-	return fmt.Sprintf("SEV%d", sev)
-}
-
 // levelClass is the colour class of a severity.
 func levelClass(sev int) string {
 	switch {
@@ -508,7 +485,7 @@ func (s *Server) handleRecord(w http.ResponseWriter, r *http.Request) {
 	p.Rec = rec
 	p.Title = cut(rec.Message, 60)
 	p.Time = rec.Time.UTC().Format(time.RFC3339Nano)
-	p.Level = levelLabel(rec.Level, rec.Severity)
+	p.Level = fieldtext.Level(rec.Level, rec.Severity)
 	p.Class = levelClass(rec.Severity)
 	p.Severity = rec.Severity
 	p.Fields = fieldTree(rec.Fields)
