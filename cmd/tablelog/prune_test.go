@@ -99,7 +99,7 @@ func testPrune(t *testing.T, bin string) {
 		t.Errorf("prune all:\n%s", r.stdout)
 	}
 	r = c.mustRun(0, "services")
-	if r.stdout != "SERVICE   DAYS  FIRST       LAST\n" {
+	if r.stdout != "SERVICE  DAYS  FIRST  LAST\n" {
 		t.Errorf("services after pruning everything:\n%s", r.stdout)
 	}
 

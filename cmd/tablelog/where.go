@@ -450,11 +450,7 @@ func (p *parser) compileColumn(col string, cmp cmpFunc, op, v token) (query.Filt
 		}
 		return p.check(cmp(col, int32(sev)), v)
 	case query.ColTime:
-		t, err := time.Parse(time.RFC3339Nano, v.text)
-		if err != nil {
-			return query.Filter{}, p.errorf(v, "time must be an RFC 3339 time (2025-11-25T10:00:00Z), found %s", v.describe())
-		}
-		return p.check(cmp(col, t), v)
+		return p.compileTime(col, cmp, v)
 	}
 	// Text columns: the value is text whatever it looks like.
 	return p.check(cmp(col, v.text), v)
@@ -483,13 +479,19 @@ func (p *parser) compileAudit(k token, cmp cmpFunc, v token) (query.Filter, erro
 		}
 		return p.check(cmp(col, n), v)
 	case query.ColTime:
-		t, err := time.Parse(time.RFC3339Nano, v.text)
-		if err != nil {
-			return query.Filter{}, p.errorf(v, "time must be an RFC 3339 time (2025-11-25T10:00:00Z), found %s", v.describe())
-		}
-		return p.check(cmp(col, t), v)
+		return p.compileTime(col, cmp, v)
 	}
 	return p.check(cmp(col, v.text), v)
+}
+
+// compileTime builds a comparison on a time column: the value is an RFC
+// 3339 time.
+func (p *parser) compileTime(col string, cmp cmpFunc, v token) (query.Filter, error) {
+	t, err := time.Parse(time.RFC3339Nano, v.text)
+	if err != nil {
+		return query.Filter{}, p.errorf(v, "time must be an RFC 3339 time (2025-11-25T10:00:00Z), found %s", v.describe())
+	}
+	return p.check(cmp(col, t), v)
 }
 
 // numberRE matches the decimal numbers the language accepts (no NaN, Inf,
