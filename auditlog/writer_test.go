@@ -13,7 +13,7 @@ import (
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
-// Behaviour 1: Record returns once stored; invalid events are refused
+// Record returns once stored; invalid events are refused
 // before anything is sent.
 func TestRecordStoresEvent(t *testing.T) {
 	t.Parallel()

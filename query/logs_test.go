@@ -15,7 +15,7 @@ import (
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
-// Behaviour 1: newest first across days, RowKey-bounded queries per day
+// Newest first across days, RowKey-bounded queries per day
 // partition, page by page, Limit stops early, Since/Until to the ms.
 func TestLogsNewestFirstAcrossDays(t *testing.T) {
 	t.Parallel()
@@ -194,7 +194,7 @@ func TestLogsDefaultWindowAndCatalog(t *testing.T) {
 	}
 }
 
-// Behaviour 2: Severity and Where run on the server, Contains on the client.
+// Severity and Where run on the server, Contains on the client.
 func TestLogsServerAndClientFilters(t *testing.T) {
 	t.Parallel()
 	tbl := azurite.Get(t).NewTable(t)

@@ -366,16 +366,16 @@ func (p *parser) parseComparison() (query.Filter, error) {
 }
 
 // cmpFunc is one of query's comparison builders.
-type cmpFunc func(field string, value any) query.Filter
+type cmpFunc func(field query.Ref, value any) query.Filter
 
 var ops = map[string]cmpFunc{
-	"=": query.Eq, "==": query.Eq, "!=": query.Ne, "<>": query.Ne,
-	">": query.Gt, ">=": query.Ge, "<": query.Lt, "<=": query.Le,
+	"=": query.Eq[query.Ref], "==": query.Eq[query.Ref], "!=": query.Ne[query.Ref], "<>": query.Ne[query.Ref],
+	">": query.Gt[query.Ref], ">=": query.Ge[query.Ref], "<": query.Lt[query.Ref], "<=": query.Le[query.Ref],
 }
 
 // systemKeys maps the bare keys of system columns (lower case) to the
 // columns.
-var systemKeys = map[string]string{
+var systemKeys = map[string]query.Ref{
 	"level":    query.ColLevel,
 	"severity": query.ColSeverity,
 	"msg":      query.ColMsg,
@@ -393,7 +393,7 @@ func (p *parser) compile(k, op, v token) (query.Filter, error) {
 		return p.compileAudit(k, cmp, v)
 	}
 	if k.kind == tokString {
-		return p.check(cmp(k.text, p.value(v)), v)
+		return p.check(cmp(query.Field(k.text), p.value(v)), v)
 	}
 	if col, ok := systemKeys[strings.ToLower(k.text)]; ok {
 		return p.compileColumn(col, cmp, op, v)
@@ -404,10 +404,10 @@ func (p *parser) compile(k, op, v token) (query.Filter, error) {
 		if !slicesContainEmpty(segs) {
 			// The literal key (zap's "http.method") or the same path
 			// through groups (slog's group "req", key "method").
-			return p.check(query.Or(cmp(k.text, val), cmp(query.Field(segs...), val)), v)
+			return p.check(query.Or(cmp(query.Field(k.text), val), cmp(query.Field(segs...), val)), v)
 		}
 	}
-	return p.check(cmp(k.text, val), v)
+	return p.check(cmp(query.Field(k.text), val), v)
 }
 
 func slicesContainEmpty(s []string) bool {
@@ -432,7 +432,7 @@ func (p *parser) check(f query.Filter, at token) (query.Filter, error) {
 }
 
 // compileColumn builds a comparison on a system column.
-func (p *parser) compileColumn(col string, cmp cmpFunc, op, v token) (query.Filter, error) {
+func (p *parser) compileColumn(col query.Ref, cmp cmpFunc, op, v token) (query.Filter, error) {
 	switch col {
 	case query.ColLevel:
 		sev, err := schema.ParseLevel(v.text)
@@ -458,11 +458,13 @@ func (p *parser) compileColumn(col string, cmp cmpFunc, op, v token) (query.Filt
 
 // auditColumns maps the normalized keys of audit --where expressions to
 // the columns of audit events.
-var auditColumns = map[string]string{
-	"actor": schema.AuditColActor, "action": schema.AuditColAction, "target": schema.AuditColTarget,
-	"outcome": schema.AuditColOutcome, "reason": schema.AuditColReason, "sourceip": schema.AuditColSourceIP,
-	"requestid": schema.AuditColRequestID, "id": schema.AuditColID, "seq": schema.AuditColSeq,
-	"hash": schema.AuditColHash, "prevhash": schema.AuditColPrevHash, "time": query.ColTime,
+var auditColumns = map[string]query.Ref{
+	"actor": query.Field(schema.AuditColActor), "action": query.Field(schema.AuditColAction),
+	"target": query.Field(schema.AuditColTarget), "outcome": query.Field(schema.AuditColOutcome),
+	"reason": query.Field(schema.AuditColReason), "sourceip": query.Field(schema.AuditColSourceIP),
+	"requestid": query.Field(schema.AuditColRequestID), "id": query.Field(schema.AuditColID),
+	"seq": query.Field(schema.AuditColSeq), "hash": query.Field(schema.AuditColHash),
+	"prevhash": query.Field(schema.AuditColPrevHash), "time": query.ColTime,
 }
 
 // compileAudit builds a comparison on an audit column.
@@ -472,7 +474,7 @@ func (p *parser) compileAudit(k token, cmp cmpFunc, v token) (query.Filter, erro
 		return query.Filter{}, p.errorf(k, "%s is not an audit column (actor, action, target, outcome, reason, source_ip, request_id, id, seq, hash, prev_hash, time)", k.describe())
 	}
 	switch col {
-	case schema.AuditColSeq:
+	case auditColumns["seq"]:
 		n, err := strconv.ParseInt(v.text, 10, 64)
 		if err != nil || v.kind != tokWord {
 			return query.Filter{}, p.errorf(v, "seq must be an integer, found %s", v.describe())
@@ -486,7 +488,7 @@ func (p *parser) compileAudit(k token, cmp cmpFunc, v token) (query.Filter, erro
 
 // compileTime builds a comparison on a time column: the value is an RFC
 // 3339 time.
-func (p *parser) compileTime(col string, cmp cmpFunc, v token) (query.Filter, error) {
+func (p *parser) compileTime(col query.Ref, cmp cmpFunc, v token) (query.Filter, error) {
 	t, err := time.Parse(time.RFC3339Nano, v.text)
 	if err != nil {
 		return query.Filter{}, p.errorf(v, "time must be an RFC 3339 time (2025-11-25T10:00:00Z), found %s", v.describe())
