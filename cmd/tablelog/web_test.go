@@ -241,6 +241,14 @@ func TestWebEmpty(t *testing.T) {
 			t.Errorf("%s: want %q in:\n%s", path, want, body)
 		}
 	}
+	// A table that does not exist: 404, the library's error as it is (its
+	// prefix once) and the hint.
+	ws = startWeb(t, webEnv(t), tableArgs(nil, nil)...)
+	r := ws.get("/logs?service=checkout")
+	if r.code != http.StatusNotFound || strings.Count(r.body, "tablelog/query: ") != 1 || !strings.Contains(r.body, "table not found") ||
+		!strings.Contains(r.body, "(check --logs-table / --audit-table and the account)") {
+		t.Errorf("missing table: %d\n%s", r.code, r.body)
+	}
 }
 
 // TestWebLogs: the logs view against records written by the sink: the
