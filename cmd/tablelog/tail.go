@@ -46,6 +46,12 @@ columns (level>=warn compares severities); a dotted key (req.method) also
 matches the key "method" in group "req"; quote a key to take it literally.
 --since/--until take a duration ago (90s, 10m, 2h, 7d), an RFC 3339 time or
 a date (2025-11-25, midnight UTC).
+
+Levels (--level, level= and severity= in --where), in any case: debug, info,
+warn (or warning), error (or err) with an optional offset as slog prints
+custom levels (info+2, ERROR-1); zap's dpanic, panic and fatal; or a number
+on slog's scale (debug -4, info 0, warn 4, error 8, dpanic 12, panic 16,
+fatal 20).
 `
 
 // stringList is a repeatable flag whose values may be comma-separated.
