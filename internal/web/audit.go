@@ -56,18 +56,8 @@ func (s *Server) resolveAudit(f auditForm, now time.Time) (query.Audit, error) {
 		return q, err
 	}
 	var err error
-	if f.Since != "" {
-		if q.Since, err = s.opts.Syntax.Time(f.Since, now); err != nil {
-			return q, fmt.Errorf("since: %w", err)
-		}
-	}
-	if f.Until != "" {
-		if q.Until, err = s.opts.Syntax.Time(f.Until, now); err != nil {
-			return q, fmt.Errorf("until: %w", err)
-		}
-	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		return q, errors.New("since is not before until")
+	if q.Since, q.Until, err = s.timeRange(f.Since, f.Until, now, q.Since, q.Until); err != nil {
+		return q, err
 	}
 	if q.Where, err = s.opts.Syntax.AuditWhere(f.Where); err != nil {
 		return q, err

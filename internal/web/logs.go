@@ -67,18 +67,8 @@ func (s *Server) resolveLogs(f logForm, now time.Time) (query.Logs, error) {
 		}
 		q.Since, q.Until = day, day.AddDate(0, 0, 1)
 	}
-	if f.Since != "" {
-		if q.Since, err = s.opts.Syntax.Time(f.Since, now); err != nil {
-			return q, fmt.Errorf("since: %w", err)
-		}
-	}
-	if f.Until != "" {
-		if q.Until, err = s.opts.Syntax.Time(f.Until, now); err != nil {
-			return q, fmt.Errorf("until: %w", err)
-		}
-	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		return q, errors.New("since is not before until")
+	if q.Since, q.Until, err = s.timeRange(f.Since, f.Until, now, q.Since, q.Until); err != nil {
+		return q, err
 	}
 	if f.Level != "" {
 		sev, err := s.opts.Syntax.Level(f.Level)
@@ -91,6 +81,27 @@ func (s *Server) resolveLogs(f logForm, now time.Time) (query.Logs, error) {
 		return q, err
 	}
 	return q, nil
+}
+
+// timeRange resolves a form's since and until (in Syntax.Time's forms,
+// relative to now) over the range from..to they refine (zero: open), and
+// checks that since is before until.
+func (s *Server) timeRange(since, until string, now, from, to time.Time) (time.Time, time.Time, error) {
+	var err error
+	if since != "" {
+		if from, err = s.opts.Syntax.Time(since, now); err != nil {
+			return from, to, fmt.Errorf("since: %w", err)
+		}
+	}
+	if until != "" {
+		if to, err = s.opts.Syntax.Time(until, now); err != nil {
+			return from, to, fmt.Errorf("until: %w", err)
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return from, to, errors.New("since is not before until")
+	}
+	return from, to, nil
 }
 
 // page is what every page template gets.
