@@ -130,12 +130,8 @@ func (a *app) checkPrune(pos []string, before string, yes, dryRun bool, only []s
 	if cut.After(now) {
 		return cut, usagef("prune", "--before %s is in the future; prune only deletes past days", cut.Format(time.DateOnly))
 	}
-	for _, s := range only {
-		if err := schema.ValidateService(s); err != nil {
-			return cut, usagef("prune", "%v", err)
-		}
-	}
-	return cut, nil
+	_, err = serviceArgs("prune", only)
+	return cut, err
 }
 
 // pruneRun is one prune of the partitions found: what it deletes and

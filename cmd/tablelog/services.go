@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tablelog/tablelog/internal/fieldtext"
-	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/query"
 )
 
@@ -45,11 +44,8 @@ func (a *app) services(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	only = append(only, pos...)
-	for _, s := range only {
-		if err := schema.ValidateService(s); err != nil {
-			return usagef("services", "%v", err)
-		}
+	if only, err = serviceArgs("services", only, pos); err != nil {
+		return err
 	}
 	if *output != formatText && *output != formatJSON {
 		return usagef("services", "-o must be text or json, not %q", *output)

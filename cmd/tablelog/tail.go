@@ -93,13 +93,8 @@ func (a *app) parseRange(fs *flag.FlagSet, cmd string, f *rangeFlags, args []str
 	if err != nil {
 		return nil, since, until, err
 	}
-	for _, s := range append(slices.Clone([]string(f.services)), positional...) {
-		if err := schema.ValidateService(s); err != nil {
-			return nil, since, until, usagef(cmd, "%v", err)
-		}
-		if !slices.Contains(services, s) {
-			services = append(services, s)
-		}
+	if services, err = serviceArgs(cmd, f.services, positional); err != nil {
+		return nil, since, until, err
 	}
 	now := a.now()
 	if f.since != "" {
@@ -116,6 +111,23 @@ func (a *app) parseRange(fs *flag.FlagSet, cmd string, f *rangeFlags, args []str
 		return nil, since, until, usagef(cmd, "--since (%s) is not before --until (%s)", since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))
 	}
 	return services, since, until, nil
+}
+
+// serviceArgs returns the service names of the lists (flags, positional
+// arguments), each once, in order; an invalid name is a usage error of cmd.
+func serviceArgs(cmd string, lists ...[]string) ([]string, error) {
+	var services []string
+	for _, l := range lists {
+		for _, s := range l {
+			if err := schema.ValidateService(s); err != nil {
+				return nil, usagef(cmd, "%v", err)
+			}
+			if !slices.Contains(services, s) {
+				services = append(services, s)
+			}
+		}
+	}
+	return services, nil
 }
 
 // filterFlags are the record-selection and output flags of tail and query.
@@ -287,6 +299,9 @@ func (a *app) openLogs(ctx context.Context, cmd string, cf connFlags, sel *selec
 	return r, services, nil
 }
 
+// noAuditTrails says what an empty audit catalog lacks.
+const noAuditTrails = "audit trails (nothing recorded yet, or another table: --audit-table)"
+
 // openAudit connects for an audit command and returns the reader of the
 // audit table and the services to read (given, or the catalog's).
 func (a *app) openAudit(ctx context.Context, cmd string, cf connFlags, given []string) (*query.Reader, []string, error) {
@@ -295,7 +310,7 @@ func (a *app) openAudit(ctx context.Context, cmd string, cf connFlags, given []s
 		return nil, nil, err
 	}
 	r := query.New(t.audit)
-	services, err := a.catalogServices(ctx, r, given, "audit trails (nothing recorded yet, or another table: --audit-table)", cf.auditTable)
+	services, err := a.catalogServices(ctx, r, given, noAuditTrails, cf.auditTable)
 	if err != nil {
 		return nil, nil, err
 	}
