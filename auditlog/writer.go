@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/tablelog/tablelog/internal/azure"
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
@@ -406,7 +407,7 @@ func (c *commitRun) prepare(attempt int) step {
 		}
 		if kind == kindTransient || kind == kindConflict {
 			c.lastErr = err
-			_ = sleep(c.ctx, backoff(attempt, after))
+			_ = azure.Sleep(c.ctx, backoff(attempt, after))
 			return stepRetry
 		}
 		w.finish(c.batch, fmt.Errorf("auditlog: reading the chain head: %w%s", errDescribed(err), readHint(err)))
@@ -444,7 +445,7 @@ func (c *commitRun) ownConflict(attempt int) (errKind, step) {
 	}
 	if err != nil {
 		c.lastErr = err
-		_ = sleep(c.ctx, backoff(attempt, 0))
+		_ = azure.Sleep(c.ctx, backoff(attempt, 0))
 		return kindConflict, stepRetry
 	}
 	if ours {
@@ -475,7 +476,7 @@ func (c *commitRun) outcome(attempt int, kind errKind, after time.Duration, err 
 		w.pos.stale = true
 		c.unknown = false
 		c.lastErr = err
-		_ = sleep(c.ctx, conflictBackoff(attempt))
+		_ = azure.Sleep(c.ctx, conflictBackoff(attempt))
 		// The events get new slots anyway: let those that queued
 		// meanwhile join them.
 		c.batch = w.topUp(c.batch)
@@ -485,7 +486,7 @@ func (c *commitRun) outcome(attempt int, kind errKind, after time.Duration, err 
 		w.stats.retries.Add(1)
 		c.unknown = true
 		c.lastErr = err
-		_ = sleep(c.ctx, backoff(attempt, after))
+		_ = azure.Sleep(c.ctx, backoff(attempt, after))
 		return stepRetry
 	case kindBadEntity:
 		if len(c.batch) > 1 {
