@@ -471,18 +471,16 @@ func (a *app) tail(ctx context.Context, args []string) error {
 	return a.follow(ctx, r, out, services, sel, last, start, *n, query.FollowOptions{Poll: *poll, Lookback: *lookback})
 }
 
-// follow prints new records of services until ctx is done (exit 0), an
-// error that polling again cannot fix, or --until has passed. shown are
-// the records tail printed already; start is when tail began.
-func (a *app) follow(ctx context.Context, r *query.Reader, out *bufio.Writer, services []string, sel selection, shown []query.Record, start time.Time, n int, opts query.FollowOptions) error {
-	// Where following starts: just after what tail showed, a little
-	// earlier to catch records that land late; records already shown are
-	// skipped by ID.
-	var since time.Time
-	seen := make(map[ulid.ULID]bool, len(shown))
+// followStart is where following starts (zero: only records stored from
+// now on, for -n 0): just after what tail showed (shown, oldest first), a
+// little earlier to catch records that land late; or, when nothing matched
+// before start, shortly before it (not before the query's since). seen
+// holds the IDs shown, skipped when they come again.
+func followStart(shown []query.Record, start time.Time, n int, qSince time.Time, lookback time.Duration) (since time.Time, seen map[ulid.ULID]bool) {
+	seen = make(map[ulid.ULID]bool, len(shown))
 	switch {
 	case len(shown) > 0:
-		since = shown[len(shown)-1].Time.Add(-opts.Lookback)
+		since = shown[len(shown)-1].Time.Add(-lookback)
 		if oldest := shown[0].Time; oldest.After(since) {
 			since = oldest
 		}
@@ -490,14 +488,19 @@ func (a *app) follow(ctx context.Context, r *query.Reader, out *bufio.Writer, se
 			seen[rec.ID] = true
 		}
 	case n > 0:
-		// Nothing matched before start: anything from shortly before is new.
-		since = start.Add(-opts.Lookback)
-		if sel.q.Since.After(since) {
-			since = sel.q.Since
+		since = start.Add(-lookback)
+		if qSince.After(since) {
+			since = qSince
 		}
-	default:
-		// -n 0: only records stored from now on.
 	}
+	return since, seen
+}
+
+// follow prints new records of services until ctx is done (exit 0), an
+// error that polling again cannot fix, or --until has passed. shown are
+// the records tail printed already; start is when tail began.
+func (a *app) follow(ctx context.Context, r *query.Reader, out *bufio.Writer, services []string, sel selection, shown []query.Record, start time.Time, n int, opts query.FollowOptions) error {
+	since, seen := followStart(shown, start, n, sel.q.Since, opts.Lookback)
 	if !sel.q.Until.IsZero() && !since.Before(sel.q.Until) {
 		return nil
 	}
