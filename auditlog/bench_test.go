@@ -16,7 +16,7 @@ import (
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
-// Benchmarks of behaviour 2, against the server's own limits in the same
+// Benchmarks of the writer, against the server's own limits in the same
 // run with the same entity size: one op is one event stored.
 //
 //	go test -run '^$' -bench . -benchtime 3000x ./auditlog

@@ -49,7 +49,7 @@ func checkChain(t *testing.T, tbl *aztables.Client, want []Event, key []byte) {
 	}
 }
 
-// Behaviour 2: concurrent Record calls share transactions.
+// Concurrent Record calls share transactions.
 func TestGroupCommit(t *testing.T) {
 	t.Parallel()
 	tbl := env(t).NewTable(t)
@@ -71,7 +71,7 @@ func TestGroupCommit(t *testing.T) {
 	checkChain(t, tbl, got, nil)
 }
 
-// Behaviour 4 and 5: an untouched trail of 10,000 events written by four
+// An untouched trail of 10,000 events written by four
 // Writers at once (as four processes would) is one linear chain that
 // verifies clean.
 func TestFourWritersTenThousandEvents(t *testing.T) {
@@ -129,7 +129,7 @@ func TestFourWritersTenThousandEvents(t *testing.T) {
 	}
 }
 
-// Behaviour 3: insert-only, with an add-only SAS for inserts and a
+// Insert-only, with an add-only SAS for inserts and a
 // separate read-only client for the writer's reads.
 func TestAddOnlySAS(t *testing.T) {
 	t.Parallel()
@@ -183,7 +183,7 @@ func (c *methodCounter) Do(req *policy.Request) (*httpResponse, error) {
 	return req.Next()
 }
 
-// Behaviour 3: the writer only sends POST (inserts and batches of inserts)
+// The writer only sends POST (inserts and batches of inserts)
 // and GET (reads); no PUT, MERGE, PATCH or DELETE.
 func TestInsertOnlyRequests(t *testing.T) {
 	t.Parallel()
@@ -212,7 +212,7 @@ func TestInsertOnlyRequests(t *testing.T) {
 	t.Logf("requests: %v", mc.m)
 }
 
-// Behaviour 3: responses lost after the service committed (and other
+// Responses lost after the service committed (and other
 // faults) never duplicate or lose an event.
 func TestUnknownOutcomeRetries(t *testing.T) {
 	t.Parallel()

@@ -138,7 +138,7 @@ func (w *Writer) prepare(ev Event, now time.Time) (*prepared, error) {
 		enc := json.NewEncoder(&b)
 		enc.SetEscapeHTML(false)
 		if err := encodeAttrs(enc, ev.Attrs); err != nil {
-			return nil, fmt.Errorf("%w: Attrs: %v", ErrInvalidEvent, err)
+			return nil, fmt.Errorf("%w: Attrs: %w", ErrInvalidEvent, err)
 		}
 		attrs = string(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 		if n := utf16Len(attrs); n > MaxTextChars {

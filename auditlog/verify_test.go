@@ -109,7 +109,7 @@ func kinds(bs []Break) string {
 	return strings.Join(s, " ")
 }
 
-// Behaviour 5: every kind of tampering, done straight to Azurite, is
+// Every kind of tampering, done straight to Azurite, is
 // detected and located.
 func TestVerifyDetectsTampering(t *testing.T) {
 	t.Parallel()

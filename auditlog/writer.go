@@ -14,11 +14,14 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/tablelog/tablelog/internal/azure"
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
 // Options configure a Writer. Only Service is required; every other zero
-// value means the documented default.
+// value means the documented default. A negative MaxBatch, RequestTimeout or
+// CommitTimeout is refused by New with an error naming the field (as
+// sink.Options refuses its negative values), never taken as the default.
 type Options struct {
 	// Service names the trail (required; letters, digits, '-', '_', '.';
 	// see schema.ValidateService). Each service has its own hash chain.
@@ -126,31 +129,43 @@ type pending struct {
 // New returns a Writer for the service trail in table (usually a
 // *tablelog.Client for the audit table; the writer creates the table before
 // its first commit unless Options.NoCreateTable). It validates the options
-// and does not touch the network; the first Record reads the chain's head. Errors: an invalid service name, a Key shorter than 16
-// bytes, a nil table, MaxBatch out of 1..100.
+// and does not touch the network; the first Record reads the chain's head.
+// Errors (all of them, joined): an invalid service name, a Key shorter than
+// 16 bytes, a nil table, MaxBatch out of 0..100, a negative RequestTimeout
+// or CommitTimeout.
 func New(table Table, opts Options) (*Writer, error) {
 	if table == nil {
 		return nil, errors.New("auditlog: nil table")
 	}
+	var errs []error
 	if err := schema.ValidateService(opts.Service); err != nil {
-		return nil, fmt.Errorf("auditlog: %w", err)
+		errs = append(errs, fmt.Errorf("auditlog: %w", err))
 	}
 	if opts.Key != nil && len(opts.Key) < 16 {
-		return nil, fmt.Errorf("auditlog: Key is %d bytes; use at least 16", len(opts.Key))
+		errs = append(errs, fmt.Errorf("auditlog: Options.Key is %d bytes; use at least 16", len(opts.Key)))
+	}
+	if opts.MaxBatch < 0 || opts.MaxBatch > schema.MaxBatchOps {
+		errs = append(errs, fmt.Errorf("auditlog: Options.MaxBatch %d is outside 0..%d (0 means %[2]d)", opts.MaxBatch, schema.MaxBatchOps))
+	}
+	if opts.RequestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("auditlog: Options.RequestTimeout is negative (%v)", opts.RequestTimeout))
+	}
+	if opts.CommitTimeout < 0 {
+		errs = append(errs, fmt.Errorf("auditlog: Options.CommitTimeout is negative (%v)", opts.CommitTimeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	if opts.MaxBatch == 0 {
 		opts.MaxBatch = schema.MaxBatchOps
 	}
-	if opts.MaxBatch < 1 || opts.MaxBatch > schema.MaxBatchOps {
-		return nil, fmt.Errorf("auditlog: MaxBatch %d is outside 1..%d", opts.MaxBatch, schema.MaxBatchOps)
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.RequestTimeout <= 0 {
+	if opts.RequestTimeout == 0 {
 		opts.RequestTimeout = 30 * time.Second
 	}
-	if opts.CommitTimeout <= 0 {
+	if opts.CommitTimeout == 0 {
 		opts.CommitTimeout = 2 * time.Minute
 	}
 	opts.Key = slices.Clone(opts.Key)
@@ -323,108 +338,175 @@ func (w *Writer) finish(batch []*pending, err error) {
 // commit stores batch as the next events of the chain, retrying transient
 // errors until CommitTimeout, re-chaining when another writer (or a foreign
 // entity) took a slot, and splitting the batch when the service rejects it
-// as bad.
+// as bad. Each attempt chains the batch onto the head (prepare, skipped
+// while an earlier attempt with the same slots may have been stored) and
+// inserts it (store).
 func (w *Writer) commit(batch []*pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.CommitTimeout)
 	defer cancel()
-	unknown := false // an attempt with the current slots may have been stored
-	var lastErr error
+	c := &commitRun{w: w, ctx: ctx, batch: batch}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && ctx.Err() != nil {
-			w.pos.known = false
-			err := fmt.Errorf("auditlog: storing %d event(s) gave up after %s: %w", len(batch), w.opts.CommitTimeout, describeErr(lastErr))
-			if unknown {
-				err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
-			}
-			w.finish(batch, err)
+			c.giveUp()
 			return
 		}
-		if !unknown {
-			if err := w.position(ctx, w.target(batch)); err != nil {
-				kind, after := classify(err)
-				if errors.Is(err, ErrCorruptTrail) || errors.Is(err, ErrClock) {
-					kind = kindPermanent
-				}
-				if kind == kindTransient || kind == kindConflict {
-					lastErr = err
-					_ = sleep(ctx, backoff(attempt, after))
-					continue
-				}
-				w.finish(batch, fmt.Errorf("auditlog: reading the chain head: %w%s", errDescribed(err), readHint(err)))
+		if !c.unknown {
+			switch c.prepare(attempt) {
+			case stepDone:
 				return
-			}
-			if batch = w.dropMisdated(batch); len(batch) == 0 {
-				return
-			}
-			w.chain(batch)
-		}
-		err := w.insert(ctx, batch)
-		kind, after := classify(err)
-		if kind == kindConflict && unknown {
-			// Maybe our own earlier attempt: the first slot tells.
-			ours, rerr := w.owns(ctx, &batch[0].p.rec)
-			if errors.Is(rerr, ErrCorruptTrail) {
-				w.pos.known = false
-				w.finish(batch, fmt.Errorf("%w: %w", ErrOutcomeUnknown, rerr))
-				return
-			}
-			if rerr != nil {
-				lastErr = rerr
-				_ = sleep(ctx, backoff(attempt, 0))
+			case stepRetry:
 				continue
 			}
-			if ours {
-				kind = kindOK
-			}
 		}
-		switch kind {
-		case kindOK:
-			w.stats.events.Add(int64(len(batch)))
-			w.stats.batches.Add(1)
-			last := &batch[len(batch)-1].p.ev
-			w.pos.advance(link{seq: last.Seq, hash: last.Hash}, last.Seq)
-			w.finish(batch, nil)
-			return
-		case kindConflict:
-			// Another writer appended (or sealed the day), or a foreign
-			// entity sits in a slot: read the slots above the head again
-			// and re-chain. The slots we tried are taken, so no earlier
-			// attempt of ours can ever land in them.
-			w.stats.conflicts.Add(1)
-			w.pos.stale = true
-			unknown = false
-			lastErr = err
-			_ = sleep(ctx, conflictBackoff(attempt))
-			// The events get new slots anyway: let those that queued
-			// meanwhile join them.
-			batch = w.topUp(batch)
-		case kindTransient:
-			// Retry the same slots and content (unknown stays set).
-			w.stats.retries.Add(1)
-			unknown = true
-			lastErr = err
-			_ = sleep(ctx, backoff(attempt, after))
-		case kindBadEntity:
-			if len(batch) > 1 {
-				// Isolate the event the service refuses: commit one by one
-				// (each re-chained after the previous).
-				for _, pd := range batch {
-					w.commit([]*pending{pd})
-				}
-				return
-			}
-			w.finish(batch, fmt.Errorf("auditlog: the service refused the event: %w", describeErr(err)))
-			return
-		default:
-			if unknown {
-				w.pos.known = false
-				w.finish(batch, fmt.Errorf("%w: auditlog: storing events: %w", ErrOutcomeUnknown, describeErr(err)))
-				return
-			}
-			w.finish(batch, fmt.Errorf("auditlog: storing events: %w", describeErr(err)))
+		if c.store(attempt) == stepDone {
 			return
 		}
 	}
+}
+
+// commitRun is the state of one commit: its batch (which changes when it
+// is topped up or loses misdated events), whether an attempt with the
+// current slots may have been stored, and the last error, for the message
+// when the commit gives up.
+type commitRun struct {
+	w       *Writer
+	ctx     context.Context // ends at CommitTimeout
+	batch   []*pending
+	unknown bool // an attempt with the current slots may have been stored
+	lastErr error
+}
+
+// step is what a commit does after a part of an attempt.
+type step int
+
+const (
+	stepGo    step = iota // go on with the attempt
+	stepRetry             // start the next attempt (after the sleep done)
+	stepDone              // every pending of the batch is finished
+)
+
+// giveUp finishes the batch when CommitTimeout has passed.
+func (c *commitRun) giveUp() {
+	c.w.pos.known = false
+	err := fmt.Errorf("auditlog: storing %d event(s) gave up after %s: %w", len(c.batch), c.w.opts.CommitTimeout, describeErr(c.lastErr))
+	if c.unknown {
+		err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	c.w.finish(c.batch, err)
+}
+
+// prepare brings the writer's position up to date for the batch's day,
+// drops the events dated before it (finished with their error) and chains
+// the rest onto the head.
+func (c *commitRun) prepare(attempt int) step {
+	w := c.w
+	if err := w.position(c.ctx, w.target(c.batch)); err != nil {
+		kind, after := classify(err)
+		if errors.Is(err, ErrCorruptTrail) || errors.Is(err, ErrClock) {
+			kind = kindPermanent
+		}
+		if kind == kindTransient || kind == kindConflict {
+			c.lastErr = err
+			_ = azure.Sleep(c.ctx, backoff(attempt, after))
+			return stepRetry
+		}
+		w.finish(c.batch, fmt.Errorf("auditlog: reading the chain head: %w%s", errDescribed(err), readHint(err)))
+		return stepDone
+	}
+	if c.batch = w.dropMisdated(c.batch); len(c.batch) == 0 {
+		return stepDone
+	}
+	w.chain(c.batch)
+	return stepGo
+}
+
+// store inserts the chained batch and acts on the outcome.
+func (c *commitRun) store(attempt int) step {
+	err := c.w.insert(c.ctx, c.batch)
+	kind, after := classify(err)
+	if kind == kindConflict && c.unknown {
+		var st step
+		if kind, st = c.ownConflict(attempt); st != stepGo {
+			return st
+		}
+	}
+	return c.outcome(attempt, kind, after, err)
+}
+
+// ownConflict looks at a conflict met after an attempt whose outcome was
+// unknown: it may be that attempt's own events, which the first slot
+// tells. It returns kindOK if they are ours, else kindConflict.
+func (c *commitRun) ownConflict(attempt int) (errKind, step) {
+	ours, err := c.w.owns(c.ctx, &c.batch[0].p.rec)
+	if errors.Is(err, ErrCorruptTrail) {
+		c.w.pos.known = false
+		c.w.finish(c.batch, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err))
+		return kindConflict, stepDone
+	}
+	if err != nil {
+		c.lastErr = err
+		_ = azure.Sleep(c.ctx, backoff(attempt, 0))
+		return kindConflict, stepRetry
+	}
+	if ours {
+		return kindOK, stepGo
+	}
+	return kindConflict, stepGo
+}
+
+// outcome acts on the kind of an insert's result: the batch is stored,
+// re-chained after a conflict, retried after a transient error, split or
+// refused when the service rejects it, or failed.
+func (c *commitRun) outcome(attempt int, kind errKind, after time.Duration, err error) step {
+	w := c.w
+	switch kind {
+	case kindOK:
+		w.stats.events.Add(int64(len(c.batch)))
+		w.stats.batches.Add(1)
+		last := &c.batch[len(c.batch)-1].p.ev
+		w.pos.advance(link{seq: last.Seq, hash: last.Hash}, last.Seq)
+		w.finish(c.batch, nil)
+		return stepDone
+	case kindConflict:
+		// Another writer appended (or sealed the day), or a foreign
+		// entity sits in a slot: read the slots above the head again
+		// and re-chain. The slots we tried are taken, so no earlier
+		// attempt of ours can ever land in them.
+		w.stats.conflicts.Add(1)
+		w.pos.stale = true
+		c.unknown = false
+		c.lastErr = err
+		_ = azure.Sleep(c.ctx, conflictBackoff(attempt))
+		// The events get new slots anyway: let those that queued
+		// meanwhile join them.
+		c.batch = w.topUp(c.batch)
+		return stepRetry
+	case kindTransient:
+		// Retry the same slots and content (unknown stays set).
+		w.stats.retries.Add(1)
+		c.unknown = true
+		c.lastErr = err
+		_ = azure.Sleep(c.ctx, backoff(attempt, after))
+		return stepRetry
+	case kindBadEntity:
+		if len(c.batch) > 1 {
+			// Isolate the event the service refuses: commit one by one
+			// (each re-chained after the previous).
+			for _, pd := range c.batch {
+				w.commit([]*pending{pd})
+			}
+			return stepDone
+		}
+		w.finish(c.batch, fmt.Errorf("auditlog: the service refused the event: %w", describeErr(err)))
+		return stepDone
+	}
+	if c.unknown {
+		w.pos.known = false
+		w.finish(c.batch, fmt.Errorf("%w: auditlog: storing events: %w", ErrOutcomeUnknown, describeErr(err)))
+		return stepDone
+	}
+	w.finish(c.batch, fmt.Errorf("auditlog: storing events: %w", describeErr(err)))
+	return stepDone
 }
 
 // target returns the day the batch should be stored in: today by the

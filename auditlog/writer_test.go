@@ -13,7 +13,7 @@ import (
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
-// Behaviour 1: Record returns once stored; invalid events are refused
+// Record returns once stored; invalid events are refused
 // before anything is sent.
 func TestRecordStoresEvent(t *testing.T) {
 	t.Parallel()
@@ -107,6 +107,26 @@ func TestNewOptions(t *testing.T) {
 	}
 	if _, err := New(nil, Options{Service: "s"}); err == nil {
 		t.Error("New(nil) succeeded")
+	}
+	// A bad service name: schema's *ServiceError in the chain, under the
+	// package's prefix once.
+	_, err := New(tbl, Options{Service: "a b"})
+	var se *schema.ServiceError
+	if !errors.As(err, &se) || se.Name != "a b" || !strings.HasPrefix(err.Error(), `auditlog: service name "a b" has the character ' '`) {
+		t.Errorf("bad service: %v", err)
+	}
+	// A negative value is refused with an error naming the field, never
+	// taken as the default (the same rule as sink.New).
+	for name, o := range map[string]Options{
+		"MaxBatch":       {MaxBatch: -1},
+		"RequestTimeout": {RequestTimeout: -time.Second},
+		"CommitTimeout":  {CommitTimeout: -time.Second},
+	} {
+		o.Service = "s"
+		_, err := New(tbl, o)
+		if err == nil || !strings.Contains(err.Error(), "Options."+name) {
+			t.Errorf("%s negative: err = %v, want one naming Options.%s", name, err, name)
+		}
 	}
 }
 

@@ -107,7 +107,7 @@ func (r *Reader) auditFilter(q Audit) (Filter, error) {
 		return Filter{}, err
 	}
 	if err := schema.ValidateService(q.Service); err != nil {
-		return Filter{}, fmt.Errorf("tablelog/query: %w: %v", ErrInvalidQuery, err)
+		return Filter{}, fmt.Errorf("tablelog/query: %w: %w", ErrInvalidQuery, err)
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
 		return Filter{}, invalid("Since (%s) is not before Until (%s)", q.Since.UTC().Format(time.RFC3339Nano), q.Until.UTC().Format(time.RFC3339Nano))
@@ -173,14 +173,14 @@ func (r *Reader) auditPartitions(ctx context.Context, q Audit) iter.Seq2[string,
 func acceptAudit(raw []byte) (AuditEvent, bool, error) {
 	rec, err := schema.DecodeAudit(raw)
 	if err != nil {
-		return AuditEvent{}, false, fmt.Errorf("tablelog/query: %w: %v", ErrBadEntity, err)
+		return AuditEvent{}, false, fmt.Errorf("tablelog/query: %w: %w", ErrBadEntity, err)
 	}
 	if rec.IsSeal() {
 		return AuditEvent{}, false, nil
 	}
 	ev, err := auditEvent(&rec)
 	if err != nil {
-		return AuditEvent{}, false, fmt.Errorf("tablelog/query: %w: %s/%s: %v", ErrBadEntity, rec.PartitionKey, rec.RowKey, err)
+		return AuditEvent{}, false, fmt.Errorf("tablelog/query: %w: %s/%s: %w", ErrBadEntity, rec.PartitionKey, rec.RowKey, err)
 	}
 	return ev, true, nil
 }
@@ -192,7 +192,7 @@ func auditEvent(rec *schema.AuditRecord) (AuditEvent, error) {
 	}
 	id, err := ulid.ParseStrict(rec.ID)
 	if err != nil {
-		return AuditEvent{}, fmt.Errorf("ID %q: %v", rec.ID, err)
+		return AuditEvent{}, fmt.Errorf("ID %q: %w", rec.ID, err)
 	}
 	ev := AuditEvent{
 		Service: service, Seq: rec.Seq, PrevSeq: rec.PrevSeq, ID: id, Time: rec.Time,
@@ -206,7 +206,7 @@ func auditEvent(rec *schema.AuditRecord) (AuditEvent, error) {
 		dec.UseNumber()
 		var m map[string]any
 		if err := dec.Decode(&m); err != nil {
-			return AuditEvent{}, fmt.Errorf("Attrs: %v", err)
+			return AuditEvent{}, fmt.Errorf("Attrs: %w", err)
 		}
 		ev.Attrs = jsonNumbers(m).(map[string]any)
 	}

@@ -35,7 +35,7 @@ func noSecrets(t *testing.T, err error) {
 	}
 }
 
-// Behaviour 7: clear errors mapped from *azcore.ResponseError.
+// Clear errors mapped from *azcore.ResponseError.
 func TestErrorTableNotFound(t *testing.T) {
 	t.Parallel()
 	env := azurite.Get(t)

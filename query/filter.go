@@ -2,6 +2,7 @@ package query
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -44,8 +45,38 @@ func (f Filter) String() string {
 	return f.expr
 }
 
-// Err returns the error met while building the filter, or nil.
+// Err returns the error met while building the filter, a *FilterError, or
+// nil.
 func (f Filter) Err() error { return f.err }
+
+// FilterError is the error of a Filter that could not be built (Filter.Err,
+// and the error a Reader reports for it). It wraps ErrInvalidFilter (so
+// ErrInvalidQuery too) and Err.
+type FilterError struct {
+	Field string // the property compared; "" when the field reference itself is bad, or for Not
+	Op    string // the comparison ("eq", "lt", ...) or "not"
+	Err   error  // what is wrong, in words without a package prefix
+}
+
+// Error returns "tablelog/query: invalid query: invalid filter: " and the
+// field, the operator and Err.
+func (e *FilterError) Error() string {
+	var b strings.Builder
+	b.WriteString("tablelog/query: ")
+	b.WriteString(ErrInvalidFilter.Error())
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteByte(' ')
+	}
+	b.WriteString(e.Op)
+	b.WriteString(": ")
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+// Unwrap returns ErrInvalidFilter and Err.
+func (e *FilterError) Unwrap() []error { return []error{ErrInvalidFilter, e.Err} }
 
 // IsZero reports whether f is the zero Filter (no condition, no error).
 func (f Filter) IsZero() bool { return f.expr == "" && f.err == nil }
@@ -55,31 +86,51 @@ func (f Filter) Comparisons() int { return f.cmp }
 
 // Field references and system columns.
 //
-// A field argument of Eq, Ne, Gt, Ge, Lt and Le is one of:
+// The field argument of Eq, Ne, Gt, Ge, Lt and Le is a FieldName: either
 //   - a plain string: the key of a top-level field as the application wrote
-//     it ("user_id", "http.method", "Level"), mapped through the writer's
-//     name encoding (schema.EncodeName). A user field named like a system
-//     column ("Level") is the user field, not the column;
-//   - Field(groups..., key): a field nested in slog groups or zap namespaces;
-//   - Column(name) or one of the Col* constants: a system column.
-//
-// Field and Column mark their results with a leading U+0000, so a plain key
-// that starts with U+0000 cannot be addressed as a plain string (use Field).
-const (
-	fieldMark  = "\x00F"
-	columnMark = "\x00C"
-)
+//     it ("user_id", "http.method", "Level"), whatever its bytes, mapped
+//     through the writer's name encoding (schema.EncodeName). A user field
+//     named like a system column ("Level") is the user field, not the
+//     column;
+//   - a Ref: Field(groups..., key) for a field nested in slog groups or zap
+//     namespaces, or Column(name) and the Col* variables for a system
+//     column.
 
-// System columns usable in filters (see Column).
-const (
-	ColTime      = columnMark + schema.ColTime      // Edm.DateTime: the record's time
-	ColLevel     = columnMark + schema.ColLevel     // Edm.String: the level's name
-	ColSeverity  = columnMark + schema.ColSeverity  // Edm.Int32 on slog's scale; any Go integer compares as Edm.Int32
-	ColMsg       = columnMark + schema.ColMsg       // Edm.String: the message
-	ColLogger    = columnMark + schema.ColLogger    // Edm.String: zap's logger name
-	ColCaller    = columnMark + schema.ColCaller    // Edm.String: "file:line"
-	ColStack     = columnMark + schema.ColStack     // Edm.String: the stack trace
-	ColTimestamp = columnMark + schema.ColTimestamp // Edm.DateTime: server time of the insert
+// FieldName is what a comparison names its field with: a plain string (a
+// top-level key) or a Ref.
+type FieldName interface {
+	string | Ref
+}
+
+// Ref is a typed reference to a field or a system column, made by Field or
+// Column. It holds the property name the comparison uses, resolved when it
+// is made. The zero Ref refers to nothing: a comparison on it fails with
+// ErrInvalidFilter. Refs are comparable values, safe to share.
+type Ref struct {
+	name   string // the property name
+	column bool   // a system column (Column)
+	bad    string // why the reference is invalid; "" when it is valid
+}
+
+// String returns the property name the reference resolves to ("" for an
+// invalid Ref).
+func (r Ref) String() string {
+	if r.bad != "" {
+		return ""
+	}
+	return r.name
+}
+
+// System columns usable in filters (see Column). Do not reassign them.
+var (
+	ColTime      = Column(schema.ColTime)      // Edm.DateTime: the record's time
+	ColLevel     = Column(schema.ColLevel)     // Edm.String: the level's name
+	ColSeverity  = Column(schema.ColSeverity)  // Edm.Int32 on slog's scale; any Go integer compares as Edm.Int32
+	ColMsg       = Column(schema.ColMsg)       // Edm.String: the message
+	ColLogger    = Column(schema.ColLogger)    // Edm.String: zap's logger name
+	ColCaller    = Column(schema.ColCaller)    // Edm.String: "file:line"
+	ColStack     = Column(schema.ColStack)     // Edm.String: the stack trace
+	ColTimestamp = Column(schema.ColTimestamp) // Edm.DateTime: server time of the insert
 )
 
 // columns lists the names Column accepts.
@@ -90,70 +141,41 @@ var columns = map[string]bool{
 	schema.ColStack: true, schema.ColTruncated: true,
 }
 
-// Column returns the field reference of the system column name: one of
+// Column returns the reference of the system column name: one of
 // PartitionKey, RowKey, Timestamp, Time, Level, Severity, Msg, Logger,
 // Caller, Stack or Truncated (exact case). Any other name makes the
 // comparison using it fail with ErrInvalidFilter.
-func Column(name string) string { return columnMark + name }
+func Column(name string) Ref {
+	if !columns[name] {
+		return Ref{name: name, column: true, bad: fmt.Sprintf("%q is not a system column", name)}
+	}
+	return Ref{name: name, column: true}
+}
 
 // Field returns the reference to a field nested in groups: Field("req",
 // "method") is the attribute "method" of slog group "req" (or of zap
 // namespace "req"). Field("user_id") is the same as "user_id". Keys may
-// hold any bytes.
-func Field(path ...string) string {
-	var b strings.Builder
-	b.WriteString(fieldMark)
-	for _, p := range path {
-		// Length-prefixed segments: "<len>:<segment>".
-		b.WriteString(strconv.Itoa(len(p)))
-		b.WriteByte(':')
-		b.WriteString(p)
+// hold any bytes. Field() of no key makes the comparison using it fail with
+// ErrInvalidFilter.
+func Field(path ...string) Ref {
+	if len(path) == 0 {
+		return Ref{bad: "Field() needs at least one key"}
 	}
-	return b.String()
+	return Ref{name: schema.EncodeName(path...)}
 }
 
-// parseField reverses Field's segment encoding.
-func parseField(rest string) ([]string, bool) {
-	var path []string
-	for rest != "" {
-		i := strings.IndexByte(rest, ':')
-		if i <= 0 {
-			return nil, false
+// refOf returns the reference a comparison's field names.
+func refOf[F FieldName](field F) Ref {
+	switch f := any(field).(type) {
+	case string:
+		return Ref{name: schema.EncodeName(f)}
+	case Ref:
+		if f == (Ref{}) {
+			return Ref{bad: "the zero Ref refers to no field"}
 		}
-		n, err := strconv.Atoi(rest[:i])
-		if err != nil || n < 0 || n > len(rest)-i-1 {
-			return nil, false
-		}
-		path = append(path, rest[i+1:i+1+n])
-		rest = rest[i+1+n:]
+		return f
 	}
-	return path, len(path) > 0
-}
-
-// propertyName resolves a field reference to a property name. Every key has
-// one: schema.EncodeName escapes keywords of the filter grammar and shortens
-// long names exactly as the writer does.
-func propertyName(field string) (string, error) {
-	return resolveName(field)
-}
-
-func resolveName(field string) (string, error) {
-	switch {
-	case strings.HasPrefix(field, columnMark):
-		name := field[len(columnMark):]
-		if !columns[name] {
-			return "", fmt.Errorf("%q is not a system column", name)
-		}
-		return name, nil
-	case strings.HasPrefix(field, fieldMark):
-		path, ok := parseField(field[len(fieldMark):])
-		if !ok {
-			return "", fmt.Errorf("Field() needs at least one key")
-		}
-		return schema.EncodeName(path...), nil
-	default:
-		return schema.EncodeName(field), nil
-	}
+	panic("unreachable")
 }
 
 // Eq matches entities whose field equals value. See Field for field and
@@ -161,33 +183,33 @@ func resolveName(field string) (string, error) {
 // Table service compares only values of the same EDM type: a field written
 // as a string never equals an integer value, and an entity without the
 // field never matches.
-func Eq(field string, value any) Filter { return compare(field, "eq", value) }
+func Eq[F FieldName](field F, value any) Filter { return compare(refOf(field), "eq", value) }
 
 // Ne matches entities whose field is present and differs from value. (An
 // entity without the field never matches a comparison on it.)
-func Ne(field string, value any) Filter { return compare(field, "ne", value) }
+func Ne[F FieldName](field F, value any) Filter { return compare(refOf(field), "ne", value) }
 
 // Gt matches entities whose field is greater than value.
-func Gt(field string, value any) Filter { return compare(field, "gt", value) }
+func Gt[F FieldName](field F, value any) Filter { return compare(refOf(field), "gt", value) }
 
 // Ge matches entities whose field is greater than or equal to value.
-func Ge(field string, value any) Filter { return compare(field, "ge", value) }
+func Ge[F FieldName](field F, value any) Filter { return compare(refOf(field), "ge", value) }
 
 // Lt matches entities whose field is less than value.
-func Lt(field string, value any) Filter { return compare(field, "lt", value) }
+func Lt[F FieldName](field F, value any) Filter { return compare(refOf(field), "lt", value) }
 
 // Le matches entities whose field is less than or equal to value.
-func Le(field string, value any) Filter { return compare(field, "le", value) }
+func Le[F FieldName](field F, value any) Filter { return compare(refOf(field), "le", value) }
 
-func compare(field, op string, value any) Filter {
-	name, err := propertyName(field)
-	if err != nil {
-		return Filter{err: fmt.Errorf("tablelog/query: %w: %s: %v", ErrInvalidFilter, op, err)}
+func compare(field Ref, op string, value any) Filter {
+	if field.bad != "" {
+		return Filter{err: &FilterError{Op: op, Err: errors.New(field.bad)}}
 	}
-	int32Col := strings.HasPrefix(field, columnMark) && (name == schema.ColSeverity || name == schema.ColTruncated)
+	name := field.name
+	int32Col := field.column && (name == schema.ColSeverity || name == schema.ColTruncated)
 	lit, err := literal(value, op == "eq" || op == "ne", int32Col)
 	if err != nil {
-		return Filter{err: fmt.Errorf("tablelog/query: %w: %s %s: %v", ErrInvalidFilter, name, op, err)}
+		return Filter{err: &FilterError{Field: name, Op: op, Err: err}}
 	}
 	return Filter{expr: name + " " + op + " " + lit, cmp: 1}
 }
@@ -242,7 +264,7 @@ func Not(f Filter) Filter {
 		return f
 	}
 	if f.expr == "" {
-		return Filter{err: fmt.Errorf("tablelog/query: %w: Not of an empty filter", ErrInvalidFilter)}
+		return Filter{err: &FilterError{Op: "not", Err: errors.New("the operand is the zero Filter, which would match nothing")}}
 	}
 	return Filter{expr: "not " + "(" + f.expr + ")", cmp: f.cmp}
 }

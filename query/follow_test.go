@@ -57,7 +57,7 @@ func (w *writer) flush() {
 	w.mu.Unlock()
 }
 
-// Behaviour 5: Follow emits new records oldest first as they arrive, across
+// Follow emits new records oldest first as they arrive, across
 // a day rollover, including records flushed late (after newer ones), with no
 // duplicates and no gaps. Two writers: one flushes every 50 ms, the other
 // every 700 ms and once holds a batch for 2 s.

@@ -93,7 +93,7 @@ func (r *Reader) validate(q Logs) error {
 		return err
 	}
 	if err := schema.ValidateService(q.Service); err != nil {
-		return fmt.Errorf("tablelog/query: %w: %v", ErrInvalidQuery, err)
+		return fmt.Errorf("tablelog/query: %w: %w", ErrInvalidQuery, err)
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
 		return invalid("Since (%s) is not before Until (%s)", q.Since.UTC().Format(time.RFC3339Nano), q.Until.UTC().Format(time.RFC3339Nano))

@@ -15,7 +15,7 @@ import (
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
-// Behaviour 1: newest first across days, RowKey-bounded queries per day
+// Newest first across days, RowKey-bounded queries per day
 // partition, page by page, Limit stops early, Since/Until to the ms.
 func TestLogsNewestFirstAcrossDays(t *testing.T) {
 	t.Parallel()
@@ -195,7 +195,7 @@ func TestLogsDefaultWindowAndCatalog(t *testing.T) {
 	}
 }
 
-// Behaviour 2: Severity and Where run on the server, Contains on the client.
+// Severity and Where run on the server, Contains on the client.
 func TestLogsServerAndClientFilters(t *testing.T) {
 	t.Parallel()
 	tbl := azurite.Get(t).NewTable(t)
@@ -337,6 +337,14 @@ func TestLogsInvalidQueries(t *testing.T) {
 	}
 	if _, err := r.Tail(context.Background(), Logs{}, 5); !errors.Is(err, ErrInvalidQuery) {
 		t.Errorf("Tail without service: %v", err)
+	}
+	// A bad service name keeps schema's *ServiceError in the chain, under
+	// the package's prefix once.
+	_, err := r.Tail(context.Background(), Logs{Service: "a b"}, 5)
+	var se *schema.ServiceError
+	if !errors.Is(err, ErrInvalidQuery) || !errors.As(err, &se) || se.Name != "a b" ||
+		!strings.HasPrefix(err.Error(), `tablelog/query: invalid query: service name "a b"`) {
+		t.Errorf("Tail with a bad service: %v", err)
 	}
 	var zero Reader
 	for _, err := range zero.Logs(context.Background(), Logs{Service: "s"}) {

@@ -106,15 +106,15 @@ type Record struct {
 func decodeRecord(raw []byte) (Record, time.Time, error) {
 	e, err := schema.Decode(raw)
 	if err != nil {
-		return Record{}, time.Time{}, fmt.Errorf("tablelog/query: %w: %v", ErrBadEntity, err)
+		return Record{}, time.Time{}, fmt.Errorf("tablelog/query: %w: %w", ErrBadEntity, err)
 	}
 	service, _, _, err := schema.ParsePartitionKey(e.PartitionKey)
 	if err != nil {
-		return Record{}, time.Time{}, fmt.Errorf("tablelog/query: %w: %v", ErrBadEntity, err)
+		return Record{}, time.Time{}, fmt.Errorf("tablelog/query: %w: %w", ErrBadEntity, err)
 	}
 	id, err := schema.ParseRowKey(e.RowKey)
 	if err != nil {
-		return Record{}, time.Time{}, fmt.Errorf("tablelog/query: %w: partition %s: %v", ErrBadEntity, e.PartitionKey, err)
+		return Record{}, time.Time{}, fmt.Errorf("tablelog/query: %w: partition %s: %w", ErrBadEntity, e.PartitionKey, err)
 	}
 	return Record{
 		Time:      e.Time,

@@ -47,7 +47,7 @@ func (r *Reader) Days(ctx context.Context, service string) ([]time.Time, error) 
 		return nil, err
 	}
 	if err := schema.ValidateService(service); err != nil {
-		return nil, fmt.Errorf("tablelog/query: %w: %v", ErrInvalidQuery, err)
+		return nil, fmt.Errorf("tablelog/query: %w: %w", ErrInvalidQuery, err)
 	}
 	return r.catalogDays(ctx, service, time.Time{}, time.Time{})
 }

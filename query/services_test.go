@@ -10,7 +10,7 @@ import (
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
-// Behaviour 6: services and their days from the catalog.
+// Services and their days from the catalog.
 func TestServicesAndDays(t *testing.T) {
 	t.Parallel()
 	tbl := azurite.Get(t).NewTable(t)

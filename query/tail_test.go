@@ -8,7 +8,7 @@ import (
 	"github.com/tablelog/tablelog/internal/azurite"
 )
 
-// Behaviour 4: Tail costs one $top query per partition touched and returns
+// Tail costs one $top query per partition touched and returns
 // the last n records oldest first.
 func TestTail(t *testing.T) {
 	t.Parallel()

@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// Behaviour 11: the first write of a process into a service/day partition
+// The first write of a process into a service/day partition
 // records the pair in the catalog partition; a second process finds it
 // there ("already exists" is success).
 func TestCatalog(t *testing.T) {

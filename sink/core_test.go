@@ -17,7 +17,8 @@ import (
 )
 
 // Integration tests of the zap core against Azurite through the strict
-// proxy (behaviours 1, 2, 3 and 10 of the sink issue).
+// proxy: entities, day rollover and transaction limits, the zap Core
+// contract, flush triggers, Tee and sampling.
 
 // stepClock is a zap clock that advances by step on every call.
 type stepClock struct {
@@ -35,7 +36,7 @@ func (c *stepClock) Now() time.Time {
 }
 func (c *stepClock) NewTicker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
 
-// Behaviour 1: entity shape, day rollover, transactions within Azure's limits
+// Entity shape, day rollover, transactions within Azure's limits
 // (the strict proxy rejects more than 100 operations, several partitions
 // or more than 4 MiB in a transaction).
 func TestEntitiesRolloverAndTransactionLimits(t *testing.T) {
@@ -107,7 +108,7 @@ func TestEntitiesRolloverAndTransactionLimits(t *testing.T) {
 	}
 }
 
-// Field types, logger name, caller, stack, namespaces, With (behaviour 10).
+// Field types, logger name, caller, stack, namespaces, With.
 func TestCoreFieldsAndContract(t *testing.T) {
 	tbl := azurite.Get(t).NewTable(t)
 	s, _ := newSink(t, tbl, Options{})
@@ -194,7 +195,7 @@ func (c *countingObject) MarshalLogObject(e zapcore.ObjectEncoder) error {
 	return nil
 }
 
-// Behaviour 2: the logging goroutine only encodes and enqueues (it does not
+// The logging goroutine only encodes and enqueues (it does not
 // wait for the network even when the service is down), fields are not
 // retained, With encodes once.
 func TestCoreEncodesOnCallerAndRetainsNothing(t *testing.T) {
@@ -234,7 +235,7 @@ func TestCoreEncodesOnCallerAndRetainsNothing(t *testing.T) {
 	}
 }
 
-// Behaviour 3: flush on interval, on size, on Sync and Close; DPanic,
+// Flush on interval, on size, on Sync and Close; DPanic,
 // Panic and Fatal entries are stored before Write returns.
 func TestFlushTriggers(t *testing.T) {
 	env := azurite.Get(t)
@@ -338,7 +339,7 @@ func (h *storedHook) OnWrite(ce *zapcore.CheckedEntry, _ []zapcore.Field) {
 	}
 }
 
-// Behaviour 10: the core under zapcore.NewTee and NewSamplerWithOptions.
+// The core under zapcore.NewTee and NewSamplerWithOptions.
 func TestCoreTeeAndSampler(t *testing.T) {
 	tbl := azurite.Get(t).NewTable(t)
 	s, _ := newSink(t, tbl, Options{})

@@ -13,7 +13,7 @@ import (
 	"github.com/tablelog/tablelog/internal/spool"
 )
 
-// Issue 14, item 1: a "denied" answer (401, 403, 404: an expired SAS, a
+// A "denied" answer (401, 403, 404: an expired SAS, a
 // firewall, clock skew, RBAC not yet propagated, a table deleted under
 // NoCreateTable) says nothing about the records. With a spool they must stay
 // on disk until a later run can store them; without one they are lost, and

@@ -19,7 +19,8 @@ import (
 )
 
 // Integration tests of failures against Azurite through a strict proxy of
-// the test's own (behaviours 4 to 8 of the sink issue).
+// the test's own: exactly once under faults, a bad record in a full
+// transaction, outages under Block and DropNewest, Close, add-only SAS.
 
 // faultyTable returns a fresh table and a client for it through a new
 // proxy, with the SDK's own retries off so the sink sees every fault.
@@ -35,7 +36,7 @@ func faultyTable(t *testing.T) (*azurite.Proxy, *aztables.Client) {
 // fastRetry keeps the backoff short so fault tests stay quick.
 var fastRetry = Options{MinRetryInterval: 5 * time.Millisecond, MaxRetryInterval: 100 * time.Millisecond, RequestTimeout: 10 * time.Second}
 
-// Behaviour 4: every kind of transient fault; exactly N entities stored.
+// Every kind of transient fault; exactly N entities stored.
 // TestExactlyOnceUnderFaults runs against tablelog.Client and, for
 // compatibility, *aztables.Client.
 func TestExactlyOnceUnderFaults(t *testing.T) {
@@ -93,7 +94,7 @@ func testExactlyOnceUnderFaults(t *testing.T, mk func(testing.TB, Table, Options
 	t.Logf("proxy %+v; sink %+v", ps, st)
 }
 
-// Behaviour 5: one unstorable record in a full transaction: the other 99
+// One unstorable record in a full transaction: the other 99
 // are stored, the bad one is replaced by a repair entity; a record that
 // cannot even be repaired is counted and reported.
 func TestBadRecordInFullTransaction(t *testing.T) {
@@ -152,7 +153,7 @@ func TestBadRecordInFullTransaction(t *testing.T) {
 	}
 }
 
-// Behaviour 6: under an outage the buffer stays within BufferBytes; Block
+// Under an outage the buffer stays within BufferBytes; Block
 // holds the writer back, DropNewest counts every drop; writing resumes when
 // the service returns.
 func TestOutageBlockAndDropNewest(t *testing.T) {
@@ -207,7 +208,7 @@ func TestOutageBlockAndDropNewest(t *testing.T) {
 	}
 }
 
-// Behaviour 7: Close drains; later writes are refused and counted; a
+// Close drains; later writes are refused and counted; a
 // deadline names the records not delivered.
 func TestCloseDrainsRefusesAndReports(t *testing.T) {
 	p, tbl := faultyTable(t)
@@ -246,7 +247,7 @@ func TestCloseDrainsRefusesAndReports(t *testing.T) {
 	}
 }
 
-// Behaviour 8: an add-only SAS (no read, update, delete or create) is
+// An add-only SAS (no read, update, delete or create) is
 // enough, with NoCreateTable; without it the failed creation is reported and
 // writing goes on.
 func TestAddOnlySAS(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 )
 
 // Integration tests of the slog handler against Azurite through the strict
-// proxy (behaviour 9 of the sink issue).
+// proxy: slogtest's conformance suite and the handler's own contracts.
 
 // asSlogMap turns a stored entity back into the map slogtest expects.
 func asSlogMap(e schema.Entity) map[string]any {

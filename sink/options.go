@@ -67,8 +67,8 @@ const (
 	// crash or power loss loses nothing that was written (on storage that
 	// honours fsync). Concurrent writers share fsyncs, but each write
 	// waits for one: expect a few thousand records per second per disk
-	// instead of tens of thousands (see the package comment for measured
-	// figures).
+	// instead of tens of thousands (the README's Benchmarks section has
+	// the measured figures).
 	SpoolSyncEveryRecord
 )
 
@@ -85,7 +85,9 @@ func (p SpoolSync) String() string {
 
 // Options configure a Sink. The zero value of every field but Service means
 // the documented default, so Options{Service: "checkout"} is a complete
-// configuration. Options are read once, by New.
+// configuration. A negative size, count or duration is refused by New with
+// an error naming the field (as auditlog.Options refuses its negative
+// values), never taken as the default. Options are read once, by New.
 type Options struct {
 	// Service names the logging service; it is the first part of every
 	// PartitionKey ("<service>_<yyyyMMdd>"). Required: 1..200 ASCII letters,

@@ -45,7 +45,7 @@ func (s *Sink) repair(r record, cause *OpError) {
 		err = fmt.Errorf("%w; its repair entity was rejected too: %w", cause, e)
 	}
 	if !errors.Is(err, cause) {
-		err = fmt.Errorf("%w; no repair entity can be made: %v", cause, err)
+		err = fmt.Errorf("%w; no repair entity can be made: %w", cause, err)
 	}
 	err = fmt.Errorf("sink: record %s/%s not stored: the service rejected it: %w", pk, rk, err)
 	s.finish([]record{r}, false, err)

@@ -87,12 +87,9 @@
 // memory only, under BufferBytes and Overflow.
 //
 // Cost: a write(2) per record on the logging goroutine, and the disk
-// bandwidth of the entities (about 600 bytes a record). BenchmarkEndToEnd
-// (100,000 zap records into Azurite, which is the bottleneck, on a shared
-// 2-core machine) measured 0.78x to 0.96x the records/s of the same run
-// without a spool, with the default interval fsync; with
-// SpoolSyncEveryRecord, one logging goroutine wrote 1,200 to 4,100 records/s
-// (0.2x to 0.5x): one fsync per record.
+// bandwidth of the entities (about 600 bytes a record). The README's
+// Benchmarks section has the measured records/s with and without the spool
+// (BenchmarkEndToEnd), for both SpoolSync policies.
 package sink
 
 import (

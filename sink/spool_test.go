@@ -663,7 +663,7 @@ func TestSpoolCorruptLengthLosesOneRecord(t *testing.T) {
 // Records waiting on disk keep an entry each in memory, counted against
 // BufferBytes: in an outage with small records, BufferedBytes stays within
 // BufferBytes, and once the entries fill it Overflow applies (DropNewest:
-// counted, and the dropped records leave the spool too). Issue 14, item 4.
+// counted, and the dropped records leave the spool too).
 func TestSpillEntriesCountAgainstBuffer(t *testing.T) {
 	t.Parallel()
 	f := newFakeTable()

@@ -45,6 +45,36 @@ func TestOptionsValidation(t *testing.T) {
 	if _, err := New(nil, Options{Service: "ok"}); err == nil {
 		t.Error("New(nil table) succeeded")
 	}
+	// A bad service name: schema's *ServiceError in the chain, under the
+	// package's prefix once.
+	_, err := New(newFakeTable(), Options{Service: "a b"})
+	var se *schema.ServiceError
+	if !errors.As(err, &se) || se.Name != "a b" || !strings.HasPrefix(err.Error(), `sink: service name "a b" has the character ' '`) {
+		t.Errorf("bad service: %v", err)
+	}
+}
+
+// A negative value is refused with an error naming the field, never taken as
+// the default (the same rule as auditlog.New).
+func TestOptionsNegativeRefused(t *testing.T) {
+	for name, o := range map[string]Options{
+		"FlushInterval":    {FlushInterval: -1},
+		"BufferBytes":      {BufferBytes: -1},
+		"MaxInFlight":      {MaxInFlight: -1},
+		"BatchSize":        {BatchSize: -1},
+		"MaxShards":        {MaxShards: -1},
+		"MinRetryInterval": {MinRetryInterval: -time.Second},
+		"MaxRetryInterval": {MaxRetryInterval: -time.Second},
+		"RequestTimeout":   {RequestTimeout: -time.Second},
+		"SyncTimeout":      {SyncTimeout: -time.Second},
+		"MaxSpoolBytes":    {MaxSpoolBytes: -1},
+	} {
+		o.Service = "ok"
+		_, err := New(newFakeTable(), o)
+		if err == nil || !strings.Contains(err.Error(), "Options."+name+" is negative") {
+			t.Errorf("%s negative: err = %v, want one naming Options.%s", name, err, name)
+		}
+	}
 }
 
 func TestFlushOnInterval(t *testing.T) {

@@ -47,11 +47,7 @@ func (a *app) auditExport(ctx context.Context, args []string) error {
 	fs.StringVar(output, "output", "jsonl", "same as -o")
 	raw := fs.Bool("raw", false, "csv: write cells that look like spreadsheet formulas unchanged")
 	cf.register(fs)
-	pos, err := a.parseFlags(fs, cmd, args)
-	if err != nil {
-		return err
-	}
-	q, services, err := a.resolveAudit(cmd, &af, pos)
+	q, services, err := a.parseAuditFilters(fs, cmd, &af, args)
 	if err != nil {
 		return err
 	}
@@ -61,12 +57,8 @@ func (a *app) auditExport(ctx context.Context, args []string) error {
 	if *output != "jsonl" && *output != "csv" {
 		return usagef(cmd, "-o must be jsonl or csv, not %q", *output)
 	}
-	t, err := a.connect(cmd, cf)
+	r, services, err := a.openAudit(ctx, cmd, cf, services)
 	if err != nil {
-		return err
-	}
-	r := query.New(t.audit)
-	if services, err = a.catalogServices(ctx, r, services, "audit trails (nothing recorded yet, or another table: --audit-table)", cf.auditTable); err != nil {
 		return err
 	}
 	return writeAuditExport(ctx, r, a.stdout, services, q, *output, *raw)

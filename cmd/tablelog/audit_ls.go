@@ -6,13 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"iter"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/tablelog/tablelog/internal/schema"
+	"github.com/tablelog/tablelog/internal/fieldtext"
 	"github.com/tablelog/tablelog/query"
 )
 
@@ -36,17 +34,13 @@ Examples:
 
 // auditFilterFlags are the event-selection flags of audit ls and export.
 type auditFilterFlags struct {
-	services                       stringList
-	since, until                   string
+	rangeFlags
 	actor, action, target, outcome string
 	where                          string
 }
 
 func (f *auditFilterFlags) register(fs *flag.FlagSet) {
-	fs.Var(&f.services, "s", "services (repeatable, or comma-separated; default: every service in the audit catalog)")
-	fs.Var(&f.services, "service", "same as -s")
-	fs.StringVar(&f.since, "since", "", "events from this time: a duration ago (24h, 7d), an RFC 3339 time or a date")
-	fs.StringVar(&f.until, "until", "", "events before this time (same forms as --since)")
+	f.rangeFlags.register(fs, "audit catalog", "event")
 	fs.StringVar(&f.actor, "actor", "", "only events of this actor (exact)")
 	fs.StringVar(&f.action, "action", "", "only events of this action (exact)")
 	fs.StringVar(&f.target, "target", "", "only events on this target (exact)")
@@ -54,34 +48,16 @@ func (f *auditFilterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.where, "where", "", "server-side condition on the event's columns, e.g. 'seq>=100 and actor!=system'")
 }
 
-// resolve checks the flags and returns the query (Service unset) and the
-// services given.
-func (a *app) resolveAudit(cmd string, f *auditFilterFlags, positional []string) (query.Audit, []string, error) {
+// parseAuditFilters parses the command line of an audit command (fs has
+// f's flags registered), checks the flags and returns the query (Service
+// unset) and the services given (flags and positional arguments).
+func (a *app) parseAuditFilters(fs *flag.FlagSet, cmd string, f *auditFilterFlags, args []string) (query.Audit, []string, error) {
 	var q query.Audit
-	var services []string
-	for _, s := range append(slices.Clone([]string(f.services)), positional...) {
-		if err := schema.ValidateService(s); err != nil {
-			return q, nil, usagef(cmd, "%s", strings.TrimPrefix(err.Error(), "tablelog: "))
-		}
-		if !slices.Contains(services, s) {
-			services = append(services, s)
-		}
+	services, since, until, err := a.parseRange(fs, cmd, &f.rangeFlags, args)
+	if err != nil {
+		return q, nil, err
 	}
-	now := a.now()
-	var err error
-	if f.since != "" {
-		if q.Since, err = parseTimeArg(f.since, now); err != nil {
-			return q, nil, usagef(cmd, "--since: %v", err)
-		}
-	}
-	if f.until != "" {
-		if q.Until, err = parseTimeArg(f.until, now); err != nil {
-			return q, nil, usagef(cmd, "--until: %v", err)
-		}
-	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		return q, nil, usagef(cmd, "--since is not before --until")
-	}
+	q.Since, q.Until = since, until
 	q.Actor, q.Action, q.Target, q.Outcome = f.actor, f.action, f.target, f.outcome
 	if q.Where, err = parseAuditWhere(f.where); err != nil {
 		return q, nil, usagef(cmd, "%v", err)
@@ -101,11 +77,7 @@ func (a *app) auditLs(ctx context.Context, args []string) error {
 	color := fs.String("color", "auto", "colour text output: auto, always or never")
 	utc := fs.Bool("utc", false, "show times in UTC instead of the local zone (text output)")
 	cf.register(fs)
-	pos, err := a.parseFlags(fs, cmd, args)
-	if err != nil {
-		return err
-	}
-	q, services, err := a.resolveAudit(cmd, &af, pos)
+	q, services, err := a.parseAuditFilters(fs, cmd, &af, args)
 	if err != nil {
 		return err
 	}
@@ -123,12 +95,8 @@ func (a *app) auditLs(ctx context.Context, args []string) error {
 	if *utc {
 		loc = time.UTC
 	}
-	t, err := a.connect(cmd, cf)
+	r, services, err := a.openAudit(ctx, cmd, cf, services)
 	if err != nil {
-		return err
-	}
-	r := query.New(t.audit)
-	if services, err = a.catalogServices(ctx, r, services, "audit trails (nothing recorded yet, or another table: --audit-table)", cf.auditTable); err != nil {
 		return err
 	}
 	streams := make([]iter.Seq2[query.AuditEvent, error], len(services))
@@ -254,14 +222,14 @@ func appendAuditJSON(b []byte, ev *query.AuditEvent) []byte {
 		Alg: ev.Alg, PrevHash: ev.PrevHash, Hash: ev.Hash, PartitionKey: ev.PartitionKey, RowKey: ev.RowKey,
 	}
 	if len(ev.Attrs) > 0 {
-		j.Attrs, _ = jsonSafe(ev.Attrs).(map[string]any)
+		j.Attrs, _ = fieldtext.JSONSafe(ev.Attrs).(map[string]any)
 	}
 	if !ev.Stored.IsZero() {
 		j.Stored = ev.Stored.UTC().Format(time.RFC3339Nano)
 	}
-	js, err := marshalJSON(j)
+	js, err := fieldtext.Marshal(j)
 	if err != nil {
-		js, _ = marshalJSON(map[string]string{"error": err.Error(), "id": j.ID})
+		js, _ = fieldtext.Marshal(map[string]string{"error": err.Error(), "id": j.ID})
 	}
 	b = appendEscapingBidi(b, js)
 	return append(b, '\n')

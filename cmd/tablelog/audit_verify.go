@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tablelog/tablelog/auditlog"
-	"github.com/tablelog/tablelog/internal/schema"
+	"github.com/tablelog/tablelog/internal/fieldtext"
 	"github.com/tablelog/tablelog/query"
 )
 
@@ -113,10 +113,9 @@ func (a *app) auditVerify(ctx context.Context, args []string) error {
 	if *output != formatText && *output != formatJSON {
 		return usagef(cmd, "-o must be text or json, not %q", *output)
 	}
-	for _, s := range only {
-		if err := schema.ValidateService(s); err != nil {
-			return usagef(cmd, "%s", strings.TrimPrefix(err.Error(), "tablelog: "))
-		}
+	services, err := serviceArgs(cmd, only)
+	if err != nil {
+		return err
 	}
 	if opts.Key, err = a.loadKey(cmd, kf); err != nil {
 		return err
@@ -125,29 +124,30 @@ func (a *app) auditVerify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	services := []string(only)
-	if len(services) == 0 {
-		if services, err = query.New(t.audit).Services(ctx); err != nil {
-			return err
-		}
-		if len(services) == 0 {
-			return fmt.Errorf("the catalog of table %q lists no audit trails (nothing recorded yet, or another table: --audit-table)", cf.auditTable)
-		}
+	if services, err = a.catalogServices(ctx, query.New(t.audit), services, noAuditTrails, cf.auditTable); err != nil {
+		return err
 	}
+	return a.verifyAll(ctx, t.audit, opts, services, *output)
+}
+
+// verifyAll verifies the trails of services with opts, printing each
+// result in format output as it comes; a trail that does not verify makes
+// the command fail (exit 1) after all are printed.
+func (a *app) verifyAll(ctx context.Context, table auditlog.ReadTable, opts auditlog.VerifyOptions, services []string, output string) error {
 	out := bufio.NewWriter(a.stdout)
 	defer out.Flush()
 	failed := false
 	for i, s := range services {
 		o := opts
 		o.Service = s
-		rep, err := auditlog.Verify(ctx, t.audit, o)
+		rep, err := auditlog.Verify(ctx, table, o)
 		if err != nil && ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if err != nil || !rep.OK() {
 			failed = true
 		}
-		if *output == formatJSON {
+		if output == formatJSON {
 			if err := writeVerifyJSON(out, rep, err, a.redact); err != nil {
 				return err
 			}
@@ -254,7 +254,7 @@ func writeVerifyJSON(w io.Writer, rep auditlog.Report, err error, redact func(st
 	if err != nil {
 		v.Error = redact(err.Error())
 	}
-	js, jerr := marshalJSON(v)
+	js, jerr := fieldtext.Marshal(v)
 	if jerr != nil {
 		return jerr
 	}

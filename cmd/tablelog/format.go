@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -15,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tablelog/tablelog/internal/fieldtext"
 	"github.com/tablelog/tablelog/query"
 )
 
@@ -125,36 +122,11 @@ func levelColor(sev int) string {
 	}
 }
 
-// levelLabel is the upper-case level name of rec, or one derived from its
-// severity when the writer left the name out.
-func levelLabel(rec *query.Record) string {
-	if rec.Level != "" {
-		return strings.ToUpper(sanitize(rec.Level))
-	}
-	switch rec.Severity {
-	case -4:
-		return "DEBUG"
-	case 0:
-		return "INFO"
-	case 4:
-		return "WARN"
-	case 8:
-		return "ERROR"
-	case 12:
-		return "DPANIC"
-	case 16:
-		return "PANIC"
-	case 20:
-		return "FATAL"
-	}
-	return "SEV" + strconv.Itoa(rec.Severity)
-}
-
 func (f *formatter) appendText(b []byte, rec *query.Record) []byte {
 	start := len(b)
 	b = f.paint(b, ansiFaint, rec.Time.In(f.loc).Format(textTimeLayout))
 	b = append(b, ' ')
-	lvl := levelLabel(rec)
+	lvl := fieldtext.Level(sanitize(rec.Level), rec.Severity)
 	b = f.paint(b, levelColor(rec.Severity), lvl)
 	b = appendPad(b, 5-utf8.RuneCountInString(lvl))
 	b = append(b, ' ')
@@ -234,7 +206,7 @@ func walkFields(fields map[string]any, prefix string, fn func(key string, v any)
 func appendTextValue(b []byte, v any) []byte {
 	switch v.(type) {
 	case []any, map[string]any:
-		return append(b, sanitize(valueText(v))...)
+		return append(b, sanitize(fieldtext.Value(v))...)
 	}
 	return appendLogfmtValue(b, v)
 }
@@ -279,65 +251,11 @@ func appendLogfmtRecord(b []byte, rec *query.Record) []byte {
 // appendLogfmtValue appends v as a logfmt value: bare when it is a plain
 // token, else a Go-quoted string (which escapes every control character).
 func appendLogfmtValue(b []byte, v any) []byte {
-	s := valueText(v)
+	s := fieldtext.Value(v)
 	if needsQuote(s) {
 		return strconv.AppendQuote(b, s)
 	}
 	return append(b, s...)
-}
-
-// valueText is the text form of a field value.
-func valueText(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return v
-	case bool:
-		return strconv.FormatBool(v)
-	case int64:
-		return strconv.FormatInt(v, 10)
-	case int32:
-		return strconv.FormatInt(int64(v), 10)
-	case int:
-		return strconv.Itoa(v)
-	case uint64:
-		return strconv.FormatUint(v, 10)
-	case float64:
-		return formatFloat(v)
-	case float32:
-		return formatFloat(float64(v))
-	case time.Time:
-		return v.UTC().Format(time.RFC3339Nano)
-	case []byte:
-		return base64.StdEncoding.EncodeToString(v)
-	case json.Number:
-		return v.String()
-	default:
-		js, err := marshalJSON(jsonSafe(v))
-		if err != nil {
-			return fmt.Sprint(v)
-		}
-		return string(js)
-	}
-}
-
-// formatFloat writes a float as JSON does (no exponent for ordinary
-// magnitudes); NaN and infinities as NaN, +Inf, -Inf.
-func formatFloat(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "+Inf"
-	case math.IsInf(f, -1):
-		return "-Inf"
-	}
-	abs := math.Abs(f)
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		return strconv.FormatFloat(f, 'e', -1, 64)
-	}
-	return strconv.FormatFloat(f, 'f', -1, 64)
 }
 
 // needsQuote reports whether a logfmt value or key must be quoted.
@@ -439,12 +357,12 @@ func appendJSONRecord(b []byte, rec *query.Record) []byte {
 		ID:        rec.ID.String(),
 	}
 	if len(rec.Fields) > 0 {
-		jr.Fields, _ = jsonSafe(rec.Fields).(map[string]any)
+		jr.Fields, _ = fieldtext.JSONSafe(rec.Fields).(map[string]any)
 	}
-	js, err := marshalJSON(jr)
+	js, err := fieldtext.Marshal(jr)
 	if err != nil {
 		// Cannot happen with jsonSafe values; keep the line parseable.
-		js, _ = marshalJSON(map[string]string{"error": err.Error(), "id": jr.ID})
+		js, _ = fieldtext.Marshal(map[string]string{"error": err.Error(), "id": jr.ID})
 	}
 	b = appendEscapingBidi(b, js)
 	return append(b, '\n')
@@ -464,47 +382,6 @@ func appendEscapingBidi(b, js []byte) []byte {
 		i += size
 	}
 	return b
-}
-
-// marshalJSON is json.Marshal without HTML escaping and without the
-// trailing newline.
-func marshalJSON(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// jsonSafe replaces the values encoding/json cannot encode (NaN and the
-// infinities) with their text, recursively, and times with UTC RFC 3339.
-func jsonSafe(v any) any {
-	switch v := v.(type) {
-	case float64:
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return formatFloat(v)
-		}
-		return v
-	case float32:
-		return jsonSafe(float64(v))
-	case time.Time:
-		return v.UTC().Format(time.RFC3339Nano)
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[k] = jsonSafe(x)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = jsonSafe(x)
-		}
-		return out
-	}
-	return v
 }
 
 // colorMode resolves --color: always, never, or auto (stdout is a terminal

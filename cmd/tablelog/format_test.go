@@ -228,12 +228,3 @@ func TestSanitize(t *testing.T) {
 		}
 	}
 }
-
-func TestFormatFloat(t *testing.T) {
-	tests := map[float64]string{0: "0", 2.5: "2.5", 1500000: "1500000", 1e21: "1e+21", 1e-7: "1e-07", -3: "-3", math.Inf(-1): "-Inf"}
-	for in, want := range tests {
-		if got := formatFloat(in); got != want {
-			t.Errorf("formatFloat(%v) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -197,14 +197,11 @@ func (a *app) exit(name string, err error) int {
 	}
 }
 
-// describeError is the message of a command's error for the terminal:
-// without the library's package prefixes, with a hint for the usual
-// causes.
+// describeError is the message of a command's error for the terminal: the
+// error's own message (whose package prefix, "tablelog/query: " or
+// "auditlog: ", says which layer failed), with a hint for the usual causes.
 func (a *app) describeError(err error) string {
 	msg := err.Error()
-	for _, p := range []string{"tablelog/query: ", "auditlog: ", "tablelog: "} {
-		msg = strings.ReplaceAll(msg, p, "")
-	}
 	switch {
 	case a.emulator && strings.Contains(msg, "connection refused"):
 		msg += "\n(is the emulator running? start Azurite with 'make demo', or pass --connection-string)"

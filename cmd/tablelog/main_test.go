@@ -337,7 +337,7 @@ var usageCases = []struct {
 	{[]string{"tail", "-s", "bad service"}, `has the character ' '`},
 	{[]string{"tail", "-s", "x", "--since", "yesterday"}, `--since: "yesterday" is neither`},
 	{[]string{"tail", "-s", "x", "--since", "1h", "--until", "2h"}, "is not before --until"},
-	{[]string{"tail", "-s", "x", "--level", "loud"}, `--level "loud" is not a level`},
+	{[]string{"tail", "-s", "x", "--level", "loud"}, `tablelog tail: --level: "loud" is not a level: use debug, info, warn, error`},
 	{[]string{"tail", "-s", "x", "--where", "a=1 and (b=2"}, `unbalanced "("`},
 	{[]string{"tail", "-s", "x", "--grep", "(["}, "--grep: error parsing regexp"},
 	{[]string{"tail", "-s", "x", "-o", "xml"}, `unknown output format "xml"`},
@@ -355,6 +355,14 @@ var usageCases = []struct {
 	{[]string{"audit", "erase"}, `unknown subcommand "erase"`},
 	{[]string{"audit", "verify", "--expect-head", "12"}, "--expect-head: expected SEQ:HASH"},
 	{[]string{"audit", "verify", "--key-file", "/nonexistent/key"}, "--key-file"},
+	// A bad service name: schema's own words, after the command's prefix
+	// and nothing else.
+	{[]string{"services", "a b"}, "tablelog services: service name \"a b\" has the character ' '"},
+	{[]string{"tail", "-s", "a/b"}, "tablelog tail: service name \"a/b\" has the character '/'"},
+	{[]string{"query", "-s", "x\xff"}, `tablelog query: service name "x\xff" has invalid UTF-8 at byte 1`},
+	{[]string{"prune", "--before", "30d", "-s", "a b"}, "tablelog prune: service name \"a b\""},
+	{[]string{"audit", "ls", "-s", "a b"}, "tablelog audit ls: service name \"a b\""},
+	{[]string{"audit", "verify", "-s", "a b"}, "tablelog audit verify: service name \"a b\""},
 }
 
 // TestUsage runs the usage cases in process (no service is contacted).

@@ -11,10 +11,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tablelog/tablelog/internal/azure"
 	"github.com/tablelog/tablelog/internal/schema"
@@ -75,27 +75,9 @@ func (a *app) prune(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usagef("prune", "unexpected argument %q", pos[0])
-	}
-	if *before == "" {
-		return usagef("prune", "--before is required")
-	}
-	if *yes && *dryRun {
-		return usagef("prune", "--yes and --dry-run contradict each other")
-	}
-	now := a.now()
-	cut, err := parseCutoff(*before, now)
+	cut, err := a.checkPrune(pos, *before, *yes, *dryRun, only)
 	if err != nil {
-		return usagef("prune", "--before: %v", err)
-	}
-	if cut.After(now) {
-		return usagef("prune", "--before %s is in the future; prune only deletes past days", cut.Format(time.DateOnly))
-	}
-	for _, s := range only {
-		if err := schema.ValidateService(s); err != nil {
-			return usagef("prune", "%s", strings.TrimPrefix(err.Error(), "tablelog: "))
-		}
+		return err
 	}
 	t, err := a.connect("prune", cf)
 	if err != nil {
@@ -107,94 +89,151 @@ func (a *app) prune(ctx context.Context, args []string) error {
 	}
 	out := bufio.NewWriter(a.stdout)
 	defer out.Flush()
-	cutDay := cut.Format(time.DateOnly)
-	fmt.Fprintf(out, "cut-off %s (UTC): the days before it go, it and later days are kept\n", cutDay)
+	run := &pruneRun{a: a, logs: t.logs, parts: parts, out: out, progress: a.isTerminal(a.stderr), cutDay: cut.Format(time.DateOnly)}
+	fmt.Fprintf(out, "cut-off %s (UTC): the days before it go, it and later days are kept\n", run.cutDay)
 	if len(parts) == 0 {
-		fmt.Fprintf(out, "nothing to prune before %s\n", cutDay)
+		fmt.Fprintf(out, "nothing to prune before %s\n", run.cutDay)
 		return out.Flush()
-	}
-	progress := a.isTerminal(a.stderr)
-	width := 0
-	for _, p := range parts {
-		width = max(width, len(p.pk))
 	}
 	services := map[string]bool{}
 	for _, p := range parts {
+		run.width = max(run.width, len(p.pk))
 		services[p.service] = true
 	}
+	run.services = len(services)
+	total, err := run.survey(ctx)
+	if err != nil {
+		return err
+	}
+	if ok, err := run.confirm(total, *yes, *dryRun); !ok || err != nil {
+		return err
+	}
+	return run.delete(ctx)
+}
 
-	// What would go: every partition counted (and checked) first.
+// checkPrune checks prune's arguments and returns the cut-off.
+func (a *app) checkPrune(pos []string, before string, yes, dryRun bool, only []string) (time.Time, error) {
+	if len(pos) > 0 {
+		return time.Time{}, usagef("prune", "unexpected argument %q", pos[0])
+	}
+	if before == "" {
+		return time.Time{}, usagef("prune", "--before is required")
+	}
+	if yes && dryRun {
+		return time.Time{}, usagef("prune", "--yes and --dry-run contradict each other")
+	}
+	now := a.now()
+	cut, err := parseCutoff(before, now)
+	if err != nil {
+		return cut, usagef("prune", "--before: %v", err)
+	}
+	if cut.After(now) {
+		return cut, usagef("prune", "--before %s is in the future; prune only deletes past days", cut.Format(time.DateOnly))
+	}
+	_, err = serviceArgs("prune", only)
+	return cut, err
+}
+
+// pruneRun is one prune of the partitions found: what it deletes and
+// where it reports (out, and progress lines on stderr when it is a
+// terminal).
+type pruneRun struct {
+	a        *app
+	logs     pruneTable
+	parts    []partition
+	out      *bufio.Writer
+	progress bool
+	width    int // of the widest PartitionKey
+	services int // how many services the partitions are of
+	cutDay   string
+}
+
+// status shows what the run is doing on the progress line ("" clears it).
+func (r *pruneRun) status(format string, args ...any) {
+	if r.progress {
+		fmt.Fprintf(r.a.stderr, "\r\x1b[K"+format, args...)
+	}
+}
+
+// summary describes the partitions of records records.
+func (r *pruneRun) summary(records int) string {
+	return fmt.Sprintf("%s of %s, %s, before %s", plural(len(r.parts), "day partition"), plural(r.services, "service"), plural(records, "record"), r.cutDay)
+}
+
+// survey counts (and checks) the records of every partition first, listing
+// what would go, and returns the total.
+func (r *pruneRun) survey(ctx context.Context) (int, error) {
 	total := 0
-	for i := range parts {
-		p := &parts[i]
-		n, err := surveyPartition(ctx, t.logs, p.pk, func(n int) {
-			if progress {
-				fmt.Fprintf(a.stderr, "\r\x1b[Kcounting %s (%d/%d): %d records", p.pk, i+1, len(parts), n)
-			}
+	for i := range r.parts {
+		p := &r.parts[i]
+		n, err := surveyPartition(ctx, r.logs, p.pk, func(n int) {
+			r.status("counting %s (%d/%d): %d records", p.pk, i+1, len(r.parts), n)
 		})
-		if progress {
-			fmt.Fprint(a.stderr, "\r\x1b[K")
-		}
+		r.status("")
 		if err != nil {
-			return err
+			return 0, err
 		}
 		p.records = n
 		total += n
-		fmt.Fprintf(out, "would delete %-*s  %s\n", width, p.pk, plural(n, "record"))
+		fmt.Fprintf(r.out, "would delete %-*s  %s\n", r.width, p.pk, plural(n, "record"))
 	}
-	summary := fmt.Sprintf("%s of %s, %s, before %s", plural(len(parts), "day partition"), plural(len(services), "service"), plural(total, "record"), cutDay)
+	return total, nil
+}
+
+// confirm reports whether to delete: with --yes, or when the user answers
+// yes on a terminal. Otherwise (--dry-run, no, or no terminal to ask on)
+// it says nothing was deleted.
+func (r *pruneRun) confirm(total int, yes, dryRun bool) (bool, error) {
+	a := r.a
 	switch {
-	case *dryRun:
-		fmt.Fprintf(out, "dry run: would prune %s; nothing was deleted\n", summary)
-		return out.Flush()
-	case *yes:
+	case dryRun:
+		fmt.Fprintf(r.out, "dry run: would prune %s; nothing was deleted\n", r.summary(total))
+		return false, r.out.Flush()
+	case yes:
 	case a.stdinIsTerminal():
-		if err := out.Flush(); err != nil {
-			return err
+		if err := r.out.Flush(); err != nil {
+			return false, err
 		}
-		fmt.Fprintf(a.stderr, "delete %s in %s? [y/N] ", plural(total, "record"), plural(len(parts), "day partition"))
+		fmt.Fprintf(a.stderr, "delete %s in %s? [y/N] ", plural(total, "record"), plural(len(r.parts), "day partition"))
 		answer, _ := bufio.NewReader(a.stdin).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-			fmt.Fprintf(out, "not confirmed: nothing was deleted\n")
-			return out.Flush()
+			fmt.Fprintf(r.out, "not confirmed: nothing was deleted\n")
+			return false, r.out.Flush()
 		}
 	default:
-		fmt.Fprintf(out, "dry run: would prune %s; nothing was deleted (pass --yes to delete; stdin is not a terminal to ask on)\n", summary)
-		return out.Flush()
+		fmt.Fprintf(r.out, "dry run: would prune %s; nothing was deleted (pass --yes to delete; stdin is not a terminal to ask on)\n", r.summary(total))
+		return false, r.out.Flush()
 	}
-	if err := out.Flush(); err != nil {
-		return err
-	}
+	return true, r.out.Flush()
+}
 
-	total = 0
-	for i := range parts {
-		p := &parts[i]
-		report := func(n int) {
-			if progress {
-				fmt.Fprintf(a.stderr, "\r\x1b[Kdeleting %s (%d/%d): %d records", p.pk, i+1, len(parts), n)
-			}
-		}
-		n, err := prunePartition(ctx, t.logs, p.pk, false, report)
+// delete deletes the partitions' records, then their catalog entries, one
+// partition after the other, reporting each.
+func (r *pruneRun) delete(ctx context.Context) error {
+	total := 0
+	for i := range r.parts {
+		p := &r.parts[i]
+		n, err := prunePartition(ctx, r.logs, p.pk, false, func(n int) {
+			r.status("deleting %s (%d/%d): %d records", p.pk, i+1, len(r.parts), n)
+		})
 		total += n
-		if progress {
-			fmt.Fprint(a.stderr, "\r\x1b[K")
-		}
+		r.status("")
 		if err != nil {
-			fmt.Fprintf(out, "deleted %-*s  %s, then failed\n", width, p.pk, plural(n, "record"))
-			out.Flush()
+			fmt.Fprintf(r.out, "deleted %-*s  %s, then failed\n", r.width, p.pk, plural(n, "record"))
+			r.out.Flush()
 			return fmt.Errorf("pruning %s: %w", p.pk, err)
 		}
-		if err := deleteEntity(ctx, t.logs, schema.CatalogPartition, p.pk); err != nil {
-			out.Flush()
+		if err := deleteEntity(ctx, r.logs, schema.CatalogPartition, p.pk); err != nil {
+			r.out.Flush()
 			return fmt.Errorf("removing %s from the catalog (its records are deleted): %w", p.pk, err)
 		}
-		fmt.Fprintf(out, "deleted %-*s  %s\n", width, p.pk, plural(n, "record"))
-		if err := out.Flush(); err != nil {
+		fmt.Fprintf(r.out, "deleted %-*s  %s\n", r.width, p.pk, plural(n, "record"))
+		if err := r.out.Flush(); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(out, "pruned %s of %s, %s, before %s\n", plural(len(parts), "day partition"), plural(len(services), "service"), plural(total, "record"), cutDay)
-	return out.Flush()
+	fmt.Fprintf(r.out, "pruned %s\n", r.summary(total))
+	return r.out.Flush()
 }
 
 // parseCutoff parses prune's --before: a date (yyyy-mm-dd), or a number N
@@ -403,29 +442,20 @@ func plural(n int, noun string) string {
 
 func empty(s *string) bool { return s == nil || *s == "" }
 
+// deleteTransactions is how many delete transactions prune keeps in flight.
+const deleteTransactions = 4
+
 // deleteKeys deletes the RowKeys of partition pk in transactions of up to
-// schema.MaxBatchOps, four in flight.
+// schema.MaxBatchOps, deleteTransactions in flight. Every transaction is
+// tried; the error is the first that failed (the partition stays in the
+// catalog, and the next prune deletes what is left).
 func deleteKeys(ctx context.Context, logs pruneTable, pk string, keys []string) error {
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, 4)
-	)
+	var g errgroup.Group
+	g.SetLimit(deleteTransactions)
 	for chunk := range slices.Chunk(keys, schema.MaxBatchOps) {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := deleteBatch(ctx, logs, pk, chunk); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
+		g.Go(func() error { return deleteBatch(ctx, logs, pk, chunk) })
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return g.Wait()
 }
 
 // deleteBatch deletes rks of partition pk in one transaction. If the

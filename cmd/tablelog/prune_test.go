@@ -3,11 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -94,7 +99,7 @@ func testPrune(t *testing.T, bin string) {
 		t.Errorf("prune all:\n%s", r.stdout)
 	}
 	r = c.mustRun(0, "services")
-	if r.stdout != "SERVICE   DAYS  FIRST       LAST\n" {
+	if r.stdout != "SERVICE  DAYS  FIRST  LAST\n" {
 		t.Errorf("services after pruning everything:\n%s", r.stdout)
 	}
 
@@ -280,5 +285,63 @@ func TestPruneRefusesAuditTable(t *testing.T) {
 	}
 	if n := countEntities(t, logs); n != 3 {
 		t.Errorf("%d entities left, want 3", n)
+	}
+}
+
+// deleteFake counts delete transactions and how many were in flight at once;
+// transactions whose first key is in fail are refused (HTTP 400).
+type deleteFake struct {
+	pruneTable // nil: only SubmitTransaction is called
+	fail       map[string]bool
+
+	mu       sync.Mutex
+	inFlight int
+	maxIn    int
+	deleted  int
+	calls    int
+}
+
+func (f *deleteFake) SubmitTransaction(ctx context.Context, actions []aztables.TransactionAction, _ *aztables.SubmitTransactionOptions) (aztables.TransactionResponse, error) {
+	f.mu.Lock()
+	f.calls++
+	f.inFlight++
+	f.maxIn = max(f.maxIn, f.inFlight)
+	f.mu.Unlock()
+	time.Sleep(5 * time.Millisecond) // let the others start
+	var first map[string]string
+	if err := json.Unmarshal(actions[0].Entity, &first); err != nil {
+		return aztables.TransactionResponse{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inFlight--
+	if f.fail[first[schema.ColRowKey]] {
+		return aztables.TransactionResponse{}, &azcore.ResponseError{StatusCode: http.StatusBadRequest, ErrorCode: "InvalidInput"}
+	}
+	f.deleted += len(actions)
+	return aztables.TransactionResponse{}, nil
+}
+
+// Every transaction is tried, at most deleteTransactions at a time, and a
+// failed one is the error.
+func TestDeleteKeysLimitAndErrors(t *testing.T) {
+	keys := make([]string, 0, 1050)
+	for i := range 1050 {
+		keys = append(keys, fmt.Sprintf("k%04d", i))
+	}
+	f := &deleteFake{fail: map[string]bool{"k0300": true, "k0700": true}}
+	err := deleteKeys(context.Background(), f, "svc_20251125", keys)
+	if err == nil || !strings.Contains(err.Error(), "delete records of svc_20251125") || !strings.Contains(err.Error(), "HTTP 400") {
+		t.Errorf("err = %v, want the failed transaction's", err)
+	}
+	if f.calls != 11 || f.deleted != 1050-200 {
+		t.Errorf("%d transactions deleting %d keys, want 11 deleting %d", f.calls, f.deleted, 1050-200)
+	}
+	if f.maxIn > deleteTransactions || f.maxIn < 2 {
+		t.Errorf("%d transactions in flight at once, want 2..%d", f.maxIn, deleteTransactions)
+	}
+	f = &deleteFake{}
+	if err := deleteKeys(context.Background(), f, "svc_20251125", keys); err != nil || f.deleted != 1050 {
+		t.Errorf("no failures: %v, %d deleted", err, f.deleted)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-
-	"github.com/tablelog/tablelog/query"
 )
 
 const queryUsage = `
@@ -35,27 +33,17 @@ func (a *app) query(ctx context.Context, args []string) error {
 	ff.register(fs)
 	limit := fs.Int("limit", 100, "most records to print; 0 for no limit")
 	cf.register(fs)
-	pos, err := a.parseFlags(fs, "query", args)
-	if err != nil {
-		return err
-	}
-	sel, err := a.resolveFilters("query", &ff, pos)
+	sel, err := a.parseFilters(fs, "query", &ff, args)
 	if err != nil {
 		return err
 	}
 	if *limit < 0 {
 		return usagef("query", "--limit must not be negative")
 	}
-	t, err := a.connect("query", cf)
+	r, services, err := a.openLogs(ctx, "query", cf, &sel)
 	if err != nil {
 		return err
 	}
-	r := query.New(t.logs)
-	services, err := a.resolveServices(ctx, r, sel.services, cf.logsTable)
-	if err != nil {
-		return err
-	}
-	sel.fmt.serviceWidth = serviceWidth(services)
 	out := bufio.NewWriter(a.stdout)
 	defer out.Flush()
 	perService := 0

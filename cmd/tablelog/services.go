@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
+	"text/tabwriter"
 	"time"
 
-	"github.com/tablelog/tablelog/internal/schema"
+	"github.com/tablelog/tablelog/internal/fieldtext"
 	"github.com/tablelog/tablelog/query"
 )
 
@@ -44,11 +44,8 @@ func (a *app) services(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	only = append(only, pos...)
-	for _, s := range only {
-		if err := schema.ValidateService(s); err != nil {
-			return usagef("services", "%s", err.Error()[len("tablelog: "):])
-		}
+	if only, err = serviceArgs("services", only, pos); err != nil {
+		return err
 	}
 	if *output != formatText && *output != formatJSON {
 		return usagef("services", "-o must be text or json, not %q", *output)
@@ -64,12 +61,12 @@ func (a *app) services(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	out := bufio.NewWriter(a.stdout)
+	// Text is a table in columns two spaces apart (the services and days
+	// are few: tabwriter holds them until the end).
+	out := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	defer out.Flush()
-	width := serviceWidth(services)
 	if *output == formatText && !*days {
-		width = max(width, len("SERVICE"))
-		fmt.Fprintf(out, "%-*s  %5s  %-10s  %s\n", width, "SERVICE", "DAYS", "FIRST", "LAST")
+		fmt.Fprintf(out, "SERVICE\tDAYS\tFIRST\tLAST\n")
 	}
 	for _, s := range services {
 		ds, err := r.Days(ctx, s)
@@ -82,22 +79,21 @@ func (a *app) services(ctx context.Context, args []string) error {
 			for i, d := range ds {
 				sd.Days[i] = d.Format(time.DateOnly)
 			}
-			js, err := marshalJSON(sd)
+			js, err := fieldtext.Marshal(sd)
 			if err != nil {
 				return err
 			}
-			out.Write(js)
-			out.WriteByte('\n')
+			out.Write(append(js, '\n'))
 		case *days:
 			for _, d := range ds {
-				fmt.Fprintf(out, "%-*s  %s\n", width, s, d.Format(time.DateOnly))
+				fmt.Fprintf(out, "%s\t%s\n", s, d.Format(time.DateOnly))
 			}
 		default:
 			first, last := "-", "-"
 			if len(ds) > 0 {
 				first, last = ds[0].Format(time.DateOnly), ds[len(ds)-1].Format(time.DateOnly)
 			}
-			fmt.Fprintf(out, "%-*s  %5d  %-10s  %s\n", width, s, len(ds), first, last)
+			fmt.Fprintf(out, "%s\t%d\t%s\t%s\n", s, len(ds), first, last)
 		}
 	}
 	return out.Flush()

@@ -16,7 +16,7 @@ func testServices(t *testing.T, bin string) {
 	c := newCLI(t, bin, tbl, nil)
 	// An empty table: a header and nothing else.
 	r := c.mustRun(0, "services")
-	if r.stdout != "SERVICE   DAYS  FIRST       LAST\n" {
+	if r.stdout != "SERVICE  DAYS  FIRST  LAST\n" {
 		t.Errorf("empty table:\n%q", r.stdout)
 	}
 	// tail without -s on an empty catalog explains itself.

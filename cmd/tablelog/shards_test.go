@@ -89,7 +89,7 @@ func testShards(t *testing.T, bin string) {
 		t.Errorf("records left after prune:\n%s", r.stdout)
 	}
 	r = c.mustRun(0, "services")
-	if r.stdout != "SERVICE   DAYS  FIRST       LAST\n" {
+	if r.stdout != "SERVICE  DAYS  FIRST  LAST\n" {
 		t.Errorf("catalog after prune:\n%s", r.stdout)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/tablelog/tablelog/internal/fieldtext"
 	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/query"
 )
@@ -45,6 +46,12 @@ columns (level>=warn compares severities); a dotted key (req.method) also
 matches the key "method" in group "req"; quote a key to take it literally.
 --since/--until take a duration ago (90s, 10m, 2h, 7d), an RFC 3339 time or
 a date (2025-11-25, midnight UTC).
+
+Levels (--level, level= and severity= in --where), in any case: debug, info,
+warn (or warning), error (or err) with an optional offset as slog prints
+custom levels (info+2, ERROR-1); zap's dpanic, panic and fatal; or a number
+on slog's scale (debug -4, info 0, warn 4, error 8, dpanic 12, panic 16,
+fatal 20).
 `
 
 // stringList is a repeatable flag whose values may be comma-separated.
@@ -61,24 +68,81 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
+// rangeFlags are the flags every reading command selects with: services
+// and a time range.
+type rangeFlags struct {
+	services     stringList
+	since, until string
+}
+
+// register adds -s/--service, --since and --until; what names what the
+// commands reads ("record", "event").
+func (f *rangeFlags) register(fs *flag.FlagSet, catalog, what string) {
+	fs.Var(&f.services, "s", "services (repeatable, or comma-separated; default: every service in the "+catalog+")")
+	fs.Var(&f.services, "service", "same as -s")
+	fs.StringVar(&f.since, "since", "", "oldest "+what+": a duration ago (10m, 2h, 7d), an RFC 3339 time or a date")
+	fs.StringVar(&f.until, "until", "", what+"s before this time (same forms as --since)")
+}
+
+// parseRange parses the command line of a reading command (fs has f's
+// flags registered) and checks the range: the services given (the flags'
+// and the positional arguments, valid, each once) and the times (zero when
+// not given; Since before Until).
+func (a *app) parseRange(fs *flag.FlagSet, cmd string, f *rangeFlags, args []string) (services []string, since, until time.Time, err error) {
+	positional, err := a.parseFlags(fs, cmd, args)
+	if err != nil {
+		return nil, since, until, err
+	}
+	if services, err = serviceArgs(cmd, f.services, positional); err != nil {
+		return nil, since, until, err
+	}
+	now := a.now()
+	if f.since != "" {
+		if since, err = parseTimeArg(f.since, now); err != nil {
+			return nil, since, until, usagef(cmd, "--since: %v", err)
+		}
+	}
+	if f.until != "" {
+		if until, err = parseTimeArg(f.until, now); err != nil {
+			return nil, since, until, usagef(cmd, "--until: %v", err)
+		}
+	}
+	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
+		return nil, since, until, usagef(cmd, "--since (%s) is not before --until (%s)", since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))
+	}
+	return services, since, until, nil
+}
+
+// serviceArgs returns the service names of the lists (flags, positional
+// arguments), each once, in order; an invalid name is a usage error of cmd.
+func serviceArgs(cmd string, lists ...[]string) ([]string, error) {
+	var services []string
+	for _, l := range lists {
+		for _, s := range l {
+			if err := schema.ValidateService(s); err != nil {
+				return nil, usagef(cmd, "%v", err)
+			}
+			if !slices.Contains(services, s) {
+				services = append(services, s)
+			}
+		}
+	}
+	return services, nil
+}
+
 // filterFlags are the record-selection and output flags of tail and query.
 type filterFlags struct {
-	services stringList
-	since    string
-	until    string
-	level    string
-	where    string
-	grep     string
-	output   string
-	color    string
-	utc      bool
+	rangeFlags
+	level  string
+	where  string
+	grep   string
+	output string
+	color  string
+	utc    bool
 }
 
 func (f *filterFlags) register(fs *flag.FlagSet) {
-	fs.Var(&f.services, "s", "service name (repeatable, or comma-separated; default: every service in the catalog)")
-	fs.Var(&f.services, "service", "same as -s")
-	fs.StringVar(&f.since, "since", "", "oldest record: a duration ago (10m, 2h, 7d), an RFC 3339 time or a date")
-	fs.StringVar(&f.until, "until", "", "records before this time (same forms as --since)")
+	f.rangeFlags.register(fs, "catalog", "record")
 	fs.StringVar(&f.level, "level", "", "minimum level: debug, info, warn, error, dpanic, panic, fatal or a number (default: all)")
 	fs.StringVar(&f.where, "where", "", "server-side condition on fields, e.g. 'user_id=u-1 and status>=500'")
 	fs.StringVar(&f.grep, "grep", "", "keep records whose message, logger, caller or a key=value field matches this regular expression (client-side)")
@@ -96,38 +160,20 @@ type selection struct {
 	fmt      *formatter
 }
 
-// resolveFilters checks the filter flags; positional arguments are more
-// service names.
-func (a *app) resolveFilters(cmd string, f *filterFlags, positional []string) (selection, error) {
+// parseFilters parses the command line of a logs command (fs has f's
+// flags registered) and checks the filter flags; positional arguments are
+// more service names.
+func (a *app) parseFilters(fs *flag.FlagSet, cmd string, f *filterFlags, args []string) (selection, error) {
 	var sel selection
-	for _, s := range append(slices.Clone([]string(f.services)), positional...) {
-		if err := schema.ValidateService(s); err != nil {
-			return sel, usagef(cmd, "%s", strings.TrimPrefix(err.Error(), "tablelog: "))
-		}
-		if !slices.Contains(sel.services, s) {
-			sel.services = append(sel.services, s)
-		}
-	}
-	now := a.now()
 	var err error
-	if f.since != "" {
-		if sel.q.Since, err = parseTimeArg(f.since, now); err != nil {
-			return sel, usagef(cmd, "--since: %v", err)
-		}
-	}
-	if f.until != "" {
-		if sel.q.Until, err = parseTimeArg(f.until, now); err != nil {
-			return sel, usagef(cmd, "--until: %v", err)
-		}
-	}
-	if !sel.q.Since.IsZero() && !sel.q.Until.IsZero() && !sel.q.Since.Before(sel.q.Until) {
-		return sel, usagef(cmd, "--since (%s) is not before --until (%s)", sel.q.Since.UTC().Format(time.RFC3339), sel.q.Until.UTC().Format(time.RFC3339))
+	if sel.services, sel.q.Since, sel.q.Until, err = a.parseRange(fs, cmd, &f.rangeFlags, args); err != nil {
+		return sel, err
 	}
 	sel.q.MinLevel = query.AllLevels
 	if f.level != "" {
-		sev, ok := parseLevelName(f.level)
-		if !ok {
-			return sel, usagef(cmd, "--level %q is not a level (debug, info, warn, error, dpanic, panic, fatal, or a number)", f.level)
+		sev, err := schema.ParseLevel(f.level)
+		if err != nil {
+			return sel, usagef(cmd, "--level: %v", err)
 		}
 		sel.q.MinLevel = levelOf(sev)
 	}
@@ -212,7 +258,7 @@ func grepMatch(re *regexp.Regexp, rec *query.Record) bool {
 	}
 	found := false
 	walkFields(rec.Fields, "", func(key string, v any) {
-		if !found && re.MatchString(key+"="+valueText(v)) {
+		if !found && re.MatchString(key+"="+fieldtext.Value(v)) {
 			found = true
 		}
 	})
@@ -236,9 +282,39 @@ func (a *app) catalogServices(ctx context.Context, r *query.Reader, given []stri
 	return services, nil
 }
 
-// resolveServices is catalogServices for the logs table.
-func (a *app) resolveServices(ctx context.Context, r *query.Reader, given []string, table string) ([]string, error) {
-	return a.catalogServices(ctx, r, given, "services (nothing written yet, or another table: --logs-table); pass -s SERVICE", table)
+// openLogs connects for a logs command and returns the reader of the logs
+// table and the services to read (sel's, or the catalog's); it sets the
+// formatter's service column width.
+func (a *app) openLogs(ctx context.Context, cmd string, cf connFlags, sel *selection) (*query.Reader, []string, error) {
+	t, err := a.connect(cmd, cf)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := query.New(t.logs)
+	services, err := a.catalogServices(ctx, r, sel.services, "services (nothing written yet, or another table: --logs-table); pass -s SERVICE", cf.logsTable)
+	if err != nil {
+		return nil, nil, err
+	}
+	sel.fmt.serviceWidth = serviceWidth(services)
+	return r, services, nil
+}
+
+// noAuditTrails says what an empty audit catalog lacks.
+const noAuditTrails = "audit trails (nothing recorded yet, or another table: --audit-table)"
+
+// openAudit connects for an audit command and returns the reader of the
+// audit table and the services to read (given, or the catalog's).
+func (a *app) openAudit(ctx context.Context, cmd string, cf connFlags, given []string) (*query.Reader, []string, error) {
+	t, err := a.connect(cmd, cf)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := query.New(t.audit)
+	services, err := a.catalogServices(ctx, r, given, noAuditTrails, cf.auditTable)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, services, nil
 }
 
 // newer reports whether a sorts before b newest-first.
@@ -353,11 +429,7 @@ func (a *app) tail(ctx context.Context, args []string) error {
 	poll := fs.Duration("poll", query.DefaultPoll, "with -f: time between two polls of the table")
 	lookback := fs.Duration("lookback", query.DefaultLookback, "with -f: how late a record may be stored after its time and still be shown")
 	cf.register(fs)
-	pos, err := a.parseFlags(fs, "tail", args)
-	if err != nil {
-		return err
-	}
-	sel, err := a.resolveFilters("tail", &ff, pos)
+	sel, err := a.parseFilters(fs, "tail", &ff, args)
 	if err != nil {
 		return err
 	}
@@ -367,16 +439,10 @@ func (a *app) tail(ctx context.Context, args []string) error {
 	if *poll <= 0 || *lookback <= 0 {
 		return usagef("tail", "--poll and --lookback must be positive")
 	}
-	t, err := a.connect("tail", cf)
+	r, services, err := a.openLogs(ctx, "tail", cf, &sel)
 	if err != nil {
 		return err
 	}
-	r := query.New(t.logs)
-	services, err := a.resolveServices(ctx, r, sel.services, cf.logsTable)
-	if err != nil {
-		return err
-	}
-	sel.fmt.serviceWidth = serviceWidth(services)
 	out := bufio.NewWriter(a.stdout)
 	defer out.Flush()
 
@@ -405,18 +471,16 @@ func (a *app) tail(ctx context.Context, args []string) error {
 	return a.follow(ctx, r, out, services, sel, last, start, *n, query.FollowOptions{Poll: *poll, Lookback: *lookback})
 }
 
-// follow prints new records of services until ctx is done (exit 0), an
-// error that polling again cannot fix, or --until has passed. shown are
-// the records tail printed already; start is when tail began.
-func (a *app) follow(ctx context.Context, r *query.Reader, out *bufio.Writer, services []string, sel selection, shown []query.Record, start time.Time, n int, opts query.FollowOptions) error {
-	// Where following starts: just after what tail showed, a little
-	// earlier to catch records that land late; records already shown are
-	// skipped by ID.
-	var since time.Time
-	seen := make(map[ulid.ULID]bool, len(shown))
+// followStart is where following starts (zero: only records stored from
+// now on, for -n 0): just after what tail showed (shown, oldest first), a
+// little earlier to catch records that land late; or, when nothing matched
+// before start, shortly before it (not before the query's since). seen
+// holds the IDs shown, skipped when they come again.
+func followStart(shown []query.Record, start time.Time, n int, qSince time.Time, lookback time.Duration) (since time.Time, seen map[ulid.ULID]bool) {
+	seen = make(map[ulid.ULID]bool, len(shown))
 	switch {
 	case len(shown) > 0:
-		since = shown[len(shown)-1].Time.Add(-opts.Lookback)
+		since = shown[len(shown)-1].Time.Add(-lookback)
 		if oldest := shown[0].Time; oldest.After(since) {
 			since = oldest
 		}
@@ -424,14 +488,19 @@ func (a *app) follow(ctx context.Context, r *query.Reader, out *bufio.Writer, se
 			seen[rec.ID] = true
 		}
 	case n > 0:
-		// Nothing matched before start: anything from shortly before is new.
-		since = start.Add(-opts.Lookback)
-		if sel.q.Since.After(since) {
-			since = sel.q.Since
+		since = start.Add(-lookback)
+		if qSince.After(since) {
+			since = qSince
 		}
-	default:
-		// -n 0: only records stored from now on.
 	}
+	return since, seen
+}
+
+// follow prints new records of services until ctx is done (exit 0), an
+// error that polling again cannot fix, or --until has passed. shown are
+// the records tail printed already; start is when tail began.
+func (a *app) follow(ctx context.Context, r *query.Reader, out *bufio.Writer, services []string, sel selection, shown []query.Record, start time.Time, n int, opts query.FollowOptions) error {
+	since, seen := followStart(shown, start, n, sel.q.Since, opts.Lookback)
 	if !sel.q.Until.IsZero() && !since.Before(sel.q.Until) {
 		return nil
 	}

@@ -129,6 +129,11 @@ func testTailFilters(t *testing.T, bin string) {
 	if !strings.Contains(r.stderr, "table not found") {
 		t.Errorf("missing table: %s", r.stderr)
 	}
+	// The library's error as it is: its package prefix once, after the
+	// command's.
+	if !strings.HasPrefix(r.stderr, "tablelog tail: tablelog/query: ") || strings.Count(r.stderr, "tablelog/query: ") != 1 {
+		t.Errorf("missing table: %s", r.stderr)
+	}
 }
 
 func testTailFollow(t *testing.T, bin string) {

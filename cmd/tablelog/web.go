@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/internal/web"
 	"github.com/tablelog/tablelog/query"
 )
@@ -80,16 +81,9 @@ func (a *app) web(ctx context.Context, args []string) error {
 	if _, _, err := net.SplitHostPort(*addr); err != nil {
 		return usagef(cmd, "--addr %q is not HOST:PORT", *addr)
 	}
-	token := strings.TrimSpace(a.env(envWebToken))
-	generated := false
-	if token == "" && !web.IsLoopbackAddr(*addr) {
-		if token, err = newToken(); err != nil {
-			return err
-		}
-		generated = true
-	}
-	if token != "" {
-		a.secrets = append(a.secrets, token)
+	token, generated, err := a.webToken(*addr)
+	if err != nil {
+		return err
 	}
 	key, err := a.loadKey(cmd, kf)
 	if err != nil {
@@ -118,7 +112,7 @@ func (a *app) web(ctx context.Context, args []string) error {
 			Where:      parseWhere,
 			AuditWhere: parseAuditWhere,
 			Time:       parseTimeArg,
-			Level:      parseLevelName,
+			Level:      schema.ParseLevel,
 		},
 		Export: func(ctx context.Context, w io.Writer, q query.Audit, format string) error {
 			return writeAuditExport(ctx, query.New(t.audit), w, []string{q.Service}, q, format, false)
@@ -134,18 +128,32 @@ func (a *app) web(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return ctx }, // ends live tails on shutdown
-		ErrorLog:          log.New(redactingWriter{a.stderr, a.redact}, "tablelog web: ", 0),
-	}
-	u := serveURL(ln.Addr(), *addr)
 	what := fmt.Sprintf("tables %s and %s (read-only, %s)", cf.logsTable, cf.auditTable, t.ep.kind)
+	a.announce(serveURL(ln.Addr(), *addr), what, token, generated)
+	return a.serve(ctx, ln, srv)
+}
+
+// webToken returns the access token: $TABLELOG_WEB_TOKEN's, or one
+// generated for this run (generated) when addr is not loopback, or none.
+// A token is a secret: it is redacted from everything printed but the
+// announcement of a generated one.
+func (a *app) webToken(addr string) (token string, generated bool, err error) {
+	token = strings.TrimSpace(a.env(envWebToken))
+	if token == "" && !web.IsLoopbackAddr(addr) {
+		if token, err = newToken(); err != nil {
+			return "", false, err
+		}
+		generated = true
+	}
+	if token != "" {
+		a.secrets = append(a.secrets, token)
+	}
+	return token, generated, nil
+}
+
+// announce prints where the server is (u) and what it serves, with the
+// token when it was generated for this run.
+func (a *app) announce(u, what, token string, generated bool) {
 	switch {
 	case generated:
 		fmt.Fprintf(a.stdout, "tablelog web: serving %s at %s?token=%s\n", what, u, token)
@@ -157,6 +165,21 @@ func (a *app) web(ctx context.Context, args []string) error {
 	}
 	if f, ok := a.stdout.(interface{ Sync() error }); ok {
 		_ = f.Sync()
+	}
+}
+
+// serve serves srv on ln until ctx is done, then shuts down (live tails
+// end at once; other requests get 5 seconds).
+func (a *app) serve(ctx context.Context, ln net.Listener, srv http.Handler) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx }, // ends live tails on shutdown
+		ErrorLog:          log.New(redactingWriter{a.stderr, a.redact}, "tablelog web: ", 0),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

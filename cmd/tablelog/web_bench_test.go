@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tablelog/tablelog/internal/azurite"
+	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/internal/web"
 	"github.com/tablelog/tablelog/query"
 	"github.com/tablelog/tablelog/sink"
@@ -87,7 +88,7 @@ func BenchmarkWebFirstPage(b *testing.B) {
 	page := func() int { return countRows(get("/logs?service=bench")) }
 	// The same handler called in process, without HTTP: how much of the
 	// difference is the transport (and the scheduling of its goroutines).
-	srv, err := web.New(web.Options{Logs: tbl, LogsTable: "logs", Syntax: web.Syntax{Where: parseWhere, AuditWhere: parseAuditWhere, Time: parseTimeArg, Level: parseLevelName},
+	srv, err := web.New(web.Options{Logs: tbl, LogsTable: "logs", Syntax: web.Syntax{Where: parseWhere, AuditWhere: parseAuditWhere, Time: parseTimeArg, Level: schema.ParseLevel},
 		Export: func(context.Context, io.Writer, query.Audit, string) error { return nil }})
 	if err != nil {
 		b.Fatal(err)

@@ -227,6 +227,30 @@ func href(t *testing.T, body, id string) string {
 	return strings.ReplaceAll(m[1], "&amp;", "&")
 }
 
+// TestWebEmpty: a catalog that lists nothing says so and where to look.
+func TestWebEmpty(t *testing.T) {
+	t.Parallel()
+	logs, audit := azurite.Get(t).NewTable(t), azurite.Get(t).NewTable(t)
+	ws := startWeb(t, webEnv(t), tableArgs(logs, audit)...)
+	for path, want := range map[string]string{
+		"/logs":  "lists no services yet (nothing written, or another table: --logs-table)",
+		"/audit": "lists no audit trails yet (nothing recorded, or another table: --audit-table)",
+	} {
+		body := ws.mustGet(200, path)
+		if !strings.Contains(body, "the catalog of table &#34;"+azurite.TableName(logs)) && !strings.Contains(body, "the catalog of table &#34;"+azurite.TableName(audit)) || !strings.Contains(body, want) {
+			t.Errorf("%s: want %q in:\n%s", path, want, body)
+		}
+	}
+	// A table that does not exist: 404, the library's error as it is (its
+	// prefix once) and the hint.
+	ws = startWeb(t, webEnv(t), tableArgs(nil, nil)...)
+	r := ws.get("/logs?service=checkout")
+	if r.code != http.StatusNotFound || strings.Count(r.body, "tablelog/query: ") != 1 || !strings.Contains(r.body, "table not found") ||
+		!strings.Contains(r.body, "(check --logs-table / --audit-table and the account)") {
+		t.Errorf("missing table: %d\n%s", r.code, r.body)
+	}
+}
+
 // TestWebLogs: the logs view against records written by the sink: the
 // catalog's pickers, newest first, filters, older pages by continuation,
 // the detail view, the histogram and the live tail.
@@ -300,7 +324,7 @@ func TestWebLogs(t *testing.T) {
 	// Mistakes: 400 with the parser's message, no query.
 	for q, want := range map[string]string{
 		"where=" + url.QueryEscape("a=1 and (b=2"): "unbalanced",
-		"level=loud":        "is not a level",
+		"level=loud":        "is not a level: use debug, info",
 		"since=yesterday":   "is neither a duration",
 		"before=not-an-id":  "is not a record ID",
 		"since=1h&until=2h": "since is not before until",

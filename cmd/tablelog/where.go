@@ -35,6 +35,7 @@ package main
 // RFC 3339 time (2025-11-25T10:00:00Z), or else a string.
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -44,6 +45,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/query"
 )
 
@@ -364,16 +366,16 @@ func (p *parser) parseComparison() (query.Filter, error) {
 }
 
 // cmpFunc is one of query's comparison builders.
-type cmpFunc func(field string, value any) query.Filter
+type cmpFunc func(field query.Ref, value any) query.Filter
 
 var ops = map[string]cmpFunc{
-	"=": query.Eq, "==": query.Eq, "!=": query.Ne, "<>": query.Ne,
-	">": query.Gt, ">=": query.Ge, "<": query.Lt, "<=": query.Le,
+	"=": query.Eq[query.Ref], "==": query.Eq[query.Ref], "!=": query.Ne[query.Ref], "<>": query.Ne[query.Ref],
+	">": query.Gt[query.Ref], ">=": query.Ge[query.Ref], "<": query.Lt[query.Ref], "<=": query.Le[query.Ref],
 }
 
 // systemKeys maps the bare keys of system columns (lower case) to the
 // columns.
-var systemKeys = map[string]string{
+var systemKeys = map[string]query.Ref{
 	"level":    query.ColLevel,
 	"severity": query.ColSeverity,
 	"msg":      query.ColMsg,
@@ -391,7 +393,7 @@ func (p *parser) compile(k, op, v token) (query.Filter, error) {
 		return p.compileAudit(k, cmp, v)
 	}
 	if k.kind == tokString {
-		return p.check(cmp(k.text, p.value(v)), v)
+		return p.check(cmp(query.Field(k.text), p.value(v)), v)
 	}
 	if col, ok := systemKeys[strings.ToLower(k.text)]; ok {
 		return p.compileColumn(col, cmp, op, v)
@@ -402,10 +404,10 @@ func (p *parser) compile(k, op, v token) (query.Filter, error) {
 		if !slicesContainEmpty(segs) {
 			// The literal key (zap's "http.method") or the same path
 			// through groups (slog's group "req", key "method").
-			return p.check(query.Or(cmp(k.text, val), cmp(query.Field(segs...), val)), v)
+			return p.check(query.Or(cmp(query.Field(k.text), val), cmp(query.Field(segs...), val)), v)
 		}
 	}
-	return p.check(cmp(k.text, val), v)
+	return p.check(cmp(query.Field(k.text), val), v)
 }
 
 func slicesContainEmpty(s []string) bool {
@@ -420,38 +422,35 @@ func slicesContainEmpty(s []string) bool {
 // check turns a Filter's build error into a positioned error.
 func (p *parser) check(f query.Filter, at token) (query.Filter, error) {
 	if err := f.Err(); err != nil {
-		msg := err.Error()
-		if i := strings.LastIndex(msg, ": "); i >= 0 {
-			msg = msg[i+2:]
+		var fe *query.FilterError
+		if errors.As(err, &fe) {
+			err = fe.Err // the words; the position says where
 		}
-		return query.Filter{}, p.errorf(at, "%s", msg)
+		return query.Filter{}, p.errorf(at, "%v", err)
 	}
 	return f, nil
 }
 
 // compileColumn builds a comparison on a system column.
-func (p *parser) compileColumn(col string, cmp cmpFunc, op, v token) (query.Filter, error) {
+func (p *parser) compileColumn(col query.Ref, cmp cmpFunc, op, v token) (query.Filter, error) {
 	switch col {
 	case query.ColLevel:
-		if sev, ok := parseLevelName(v.text); ok {
+		sev, err := schema.ParseLevel(v.text)
+		if err == nil {
 			return p.check(cmp(query.ColSeverity, int32(sev)), v)
 		}
 		if op.text != "=" && op.text != "==" && op.text != "!=" && op.text != "<>" {
-			return query.Filter{}, p.errorf(v, "%s is not a level (debug, info, warn, error, dpanic, panic, fatal, or a number)", v.describe())
+			return query.Filter{}, p.errorf(v, "%v", err)
 		}
 		return p.check(cmp(col, v.text), v)
 	case query.ColSeverity:
-		sev, ok := parseLevelName(v.text)
-		if !ok {
-			return query.Filter{}, p.errorf(v, "severity must be a number or a level name, found %s", v.describe())
+		sev, err := schema.ParseLevel(v.text)
+		if err != nil {
+			return query.Filter{}, p.errorf(v, "severity must be a number or a level name: %v", err)
 		}
 		return p.check(cmp(col, int32(sev)), v)
 	case query.ColTime:
-		t, err := time.Parse(time.RFC3339Nano, v.text)
-		if err != nil {
-			return query.Filter{}, p.errorf(v, "time must be an RFC 3339 time (2025-11-25T10:00:00Z), found %s", v.describe())
-		}
-		return p.check(cmp(col, t), v)
+		return p.compileTime(col, cmp, v)
 	}
 	// Text columns: the value is text whatever it looks like.
 	return p.check(cmp(col, v.text), v)
@@ -459,10 +458,13 @@ func (p *parser) compileColumn(col string, cmp cmpFunc, op, v token) (query.Filt
 
 // auditColumns maps the normalized keys of audit --where expressions to
 // the columns of audit events.
-var auditColumns = map[string]string{
-	"actor": "Actor", "action": "Action", "target": "Target", "outcome": "Outcome",
-	"reason": "Reason", "sourceip": "SourceIP", "requestid": "RequestID", "id": "ID",
-	"seq": "Seq", "hash": "Hash", "prevhash": "PrevHash", "time": query.ColTime,
+var auditColumns = map[string]query.Ref{
+	"actor": query.Field(schema.AuditColActor), "action": query.Field(schema.AuditColAction),
+	"target": query.Field(schema.AuditColTarget), "outcome": query.Field(schema.AuditColOutcome),
+	"reason": query.Field(schema.AuditColReason), "sourceip": query.Field(schema.AuditColSourceIP),
+	"requestid": query.Field(schema.AuditColRequestID), "id": query.Field(schema.AuditColID),
+	"seq": query.Field(schema.AuditColSeq), "hash": query.Field(schema.AuditColHash),
+	"prevhash": query.Field(schema.AuditColPrevHash), "time": query.ColTime,
 }
 
 // compileAudit builds a comparison on an audit column.
@@ -472,20 +474,26 @@ func (p *parser) compileAudit(k token, cmp cmpFunc, v token) (query.Filter, erro
 		return query.Filter{}, p.errorf(k, "%s is not an audit column (actor, action, target, outcome, reason, source_ip, request_id, id, seq, hash, prev_hash, time)", k.describe())
 	}
 	switch col {
-	case "Seq":
+	case auditColumns["seq"]:
 		n, err := strconv.ParseInt(v.text, 10, 64)
 		if err != nil || v.kind != tokWord {
 			return query.Filter{}, p.errorf(v, "seq must be an integer, found %s", v.describe())
 		}
 		return p.check(cmp(col, n), v)
 	case query.ColTime:
-		t, err := time.Parse(time.RFC3339Nano, v.text)
-		if err != nil {
-			return query.Filter{}, p.errorf(v, "time must be an RFC 3339 time (2025-11-25T10:00:00Z), found %s", v.describe())
-		}
-		return p.check(cmp(col, t), v)
+		return p.compileTime(col, cmp, v)
 	}
 	return p.check(cmp(col, v.text), v)
+}
+
+// compileTime builds a comparison on a time column: the value is an RFC
+// 3339 time.
+func (p *parser) compileTime(col query.Ref, cmp cmpFunc, v token) (query.Filter, error) {
+	t, err := time.Parse(time.RFC3339Nano, v.text)
+	if err != nil {
+		return query.Filter{}, p.errorf(v, "time must be an RFC 3339 time (2025-11-25T10:00:00Z), found %s", v.describe())
+	}
+	return p.check(cmp(col, t), v)
 }
 
 // numberRE matches the decimal numbers the language accepts (no NaN, Inf,
@@ -532,31 +540,4 @@ func (p *parser) value(t token) any {
 // looksLikeTime is a cheap pre-check for RFC 3339: "dddd-dd-ddT".
 func looksLikeTime(s string) bool {
 	return len(s) >= 20 && s[4] == '-' && s[7] == '-' && (s[10] == 'T' || s[10] == 't')
-}
-
-// levelNames are the level names on slog's scale.
-var levelNames = map[string]int{
-	"debug": -4, "info": 0, "warn": 4, "warning": 4, "error": 8, "err": 8,
-	"dpanic": 12, "panic": 16, "fatal": 20,
-}
-
-// parseLevelName parses a level: a name (any case) with an optional +N or
-// -N offset as slog prints them ("INFO+2"), or an integer.
-func parseLevelName(s string) (int, bool) {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n < math.MinInt32 || n > math.MaxInt32 {
-			return 0, false
-		}
-		return n, true
-	}
-	name, off := s, 0
-	if i := strings.IndexAny(s, "+-"); i > 0 {
-		n, err := strconv.Atoi(s[i:])
-		if err != nil || n > 1000 || n < -1000 {
-			return 0, false
-		}
-		name, off = s[:i], n
-	}
-	base, ok := levelNames[strings.ToLower(name)]
-	return base + off, ok
 }

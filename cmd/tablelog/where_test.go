@@ -170,6 +170,12 @@ func TestWhereErrorPosition(t *testing.T) {
 	if err.Error() != want {
 		t.Errorf("error:\n%s\nwant:\n%s", err, want)
 	}
+	// A value the query builder refuses: its words (FilterError.Err) at
+	// the value's position, without the library's prefixes.
+	_, err = parseWhere("a=1 and msg='\xc3'")
+	if err == nil || !strings.HasPrefix(err.Error(), "--where: string value is not valid UTF-8 at column 13") || strings.Contains(err.Error(), "invalid filter") {
+		t.Errorf("builder's error: %v", err)
+	}
 	// Columns count characters, not bytes.
 	_, err = parseWhere(`名前=値 x`)
 	if err == nil || !strings.Contains(err.Error(), "at column 6") {
@@ -373,16 +379,24 @@ func isSkeletonWord(w string) bool {
 	return true
 }
 
-func TestParseLevelName(t *testing.T) {
-	tests := map[string]int{"debug": -4, "INFO": 0, "warn": 4, "Warning": 4, "error": 8, "dpanic": 12, "panic": 16, "fatal": 20, "info+2": 2, "ERROR-1": 7, "-4": -4, "13": 13}
-	for s, want := range tests {
-		if got, ok := parseLevelName(s); !ok || got != want {
-			t.Errorf("parseLevelName(%q) = %d, %v; want %d", s, got, ok, want)
+// The CLI's level vocabulary is schema.ParseLevel's (TestParseLevel there);
+// here, that --level and level= in --where use it, and that a bad name is a
+// clear error at its position.
+func TestWhereLevels(t *testing.T) {
+	for src, want := range map[string]query.Filter{
+		`level>=warning`: query.Ge(query.ColSeverity, int32(4)),
+		`level=DPanic`:   query.Eq(query.ColSeverity, int32(12)),
+		`level<info+2`:   query.Lt(query.ColSeverity, int32(2)),
+		`severity>=err`:  query.Ge(query.ColSeverity, int32(8)),
+		`level=custom`:   query.Eq(query.ColLevel, "custom"), // equality with a stored name
+	} {
+		got, err := parseWhere(src)
+		if err != nil || got.String() != want.String() {
+			t.Errorf("parseWhere(%q) = %s, %v; want %s", src, got, err, want)
 		}
 	}
-	for _, s := range []string{"", "loud", "info+", "info+x", "+", "99999999999"} {
-		if _, ok := parseLevelName(s); ok {
-			t.Errorf("parseLevelName(%q) accepted", s)
-		}
+	_, err := parseWhere(`level > loud`)
+	if err == nil || !strings.HasPrefix(err.Error(), `--where: "loud" is not a level: use debug, info`) || !strings.Contains(err.Error(), "at column 9") {
+		t.Errorf("level > loud: %v", err)
 	}
 }

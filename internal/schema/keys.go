@@ -2,7 +2,6 @@ package schema
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -21,25 +20,40 @@ const DayLayout = "20060102"
 // leaves room for the day and shard suffixes and for the catalog's keys.
 const MaxServiceLen = 200
 
+// ServiceError is ValidateService's error. Its message says what is wrong
+// with Name and carries no package prefix: each package that returns it to a
+// user wraps it with its own ("sink: ", "auditlog: ", "tablelog/query: "),
+// and the CLI and the web view show it as it is.
+type ServiceError struct {
+	Name    string // the name refused
+	Problem string // e.g. `service name "a b" has the character ' ' (U+0020) at byte 1; ...`
+}
+
+// Error returns Problem.
+func (e *ServiceError) Error() string { return e.Problem }
+
 // ValidateService reports whether name can be used as a service name. A valid
 // name is 1..MaxServiceLen characters of ASCII letters, digits, '-', '_' and
 // '.', so that it is safe in a PartitionKey, a filter and a file name. The
-// error names the first bad character and its position.
+// error, a *ServiceError, names the first bad character and its position.
 func ValidateService(name string) error {
+	bad := func(format string, args ...any) error {
+		return &ServiceError{Name: name, Problem: fmt.Sprintf(format, args...)}
+	}
 	if name == "" {
-		return errors.New("tablelog: service name is empty")
+		return bad("service name is empty")
 	}
 	if len(name) > MaxServiceLen {
-		return fmt.Errorf("tablelog: service name is %d bytes long; the limit is %d", len(name), MaxServiceLen)
+		return bad("service name is %d bytes long; the limit is %d", len(name), MaxServiceLen)
 	}
 	for i, r := range name {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
 		default:
 			if r == utf8.RuneError {
-				return fmt.Errorf("tablelog: service name %q has invalid UTF-8 at byte %d", name, i)
+				return bad("service name %q has invalid UTF-8 at byte %d", name, i)
 			}
-			return fmt.Errorf("tablelog: service name %q has the character %q (U+%04X) at byte %d; use letters, digits, '-', '_' or '.'", name, r, r, i)
+			return bad("service name %q has the character %q (U+%04X) at byte %d; use letters, digits, '-', '_' or '.'", name, r, r, i)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -49,6 +50,12 @@ func TestValidateService(t *testing.T) {
 		err := ValidateService(bad)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ValidateService(%q) = %v, want it to mention %s", bad, err, want)
+		}
+		// A *ServiceError naming the service, whose message has no
+		// package prefix (the caller adds its own).
+		var se *ServiceError
+		if !errors.As(err, &se) || se.Name != bad || se.Problem != err.Error() || !strings.HasPrefix(err.Error(), "service name ") {
+			t.Errorf("ValidateService(%q) = %#v, want a *ServiceError for it, message starting with \"service name \"", bad, err)
 		}
 	}
 }

@@ -57,10 +57,9 @@
 // header counts as corrupt, and the frames after it are still read (each
 // carries its own checksum). Each skipped region counts once in
 // Stats.Corrupt (its size in Stats.CorruptBytes). Resynchronising costs
-// nothing over a zeroed range and little after a damaged length; over
-// random bytes (the worst case) BenchmarkScanDamaged measured 14 MB/s,
-// against 5 GB/s for an intact segment. A
-// segment without a single valid record is deleted. Segments are never
+// nothing over a zeroed range and little after a damaged length; random
+// bytes are the worst case (BenchmarkScanDamaged; the README's Benchmarks
+// section has the figures). A segment without a single valid record is deleted. Segments are never
 // repaired in place: new records always go to a new segment, so appends
 // after a corrupt tail are sound. A segment from a newer format version
 // makes Open fail rather than drop its records.

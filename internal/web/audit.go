@@ -3,9 +3,9 @@ package web
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,10 +39,10 @@ func (f auditForm) values() url.Values {
 		"head": {f.Head}, "before": {f.Before}}
 }
 
-// selection is the form without the page and the head: what an export
-// takes.
-func (f auditForm) selection() url.Values {
-	v := f.values()
+// selection is a copy of an audit form's values without the page and the
+// head: what an export takes.
+func selection(form url.Values) url.Values {
+	v := maps.Clone(form)
 	v.Del("before")
 	v.Del("head")
 	return v
@@ -53,21 +53,11 @@ func (f auditForm) selection() url.Values {
 func (s *Server) resolveAudit(f auditForm, now time.Time) (query.Audit, error) {
 	q := query.Audit{Service: f.Service, Actor: f.Actor, Action: f.Action, Target: f.Target, Outcome: f.Outcome}
 	if err := schema.ValidateService(f.Service); err != nil {
-		return q, errors.New(strings.TrimPrefix(err.Error(), "tablelog: "))
+		return q, err
 	}
 	var err error
-	if f.Since != "" {
-		if q.Since, err = s.opts.Syntax.Time(f.Since, now); err != nil {
-			return q, fmt.Errorf("since: %v", err)
-		}
-	}
-	if f.Until != "" {
-		if q.Until, err = s.opts.Syntax.Time(f.Until, now); err != nil {
-			return q, fmt.Errorf("until: %v", err)
-		}
-	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		return q, errors.New("since is not before until")
+	if q.Since, q.Until, err = s.timeRange(f.Since, f.Until, now, q.Since, q.Until); err != nil {
+		return q, err
 	}
 	if q.Where, err = s.opts.Syntax.AuditWhere(f.Where); err != nil {
 		return q, err
@@ -122,27 +112,10 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	f := readAuditForm(r)
 	p := auditPage{page: s.newPage("Audit", "audit", s.opts.AuditTable), F: f, Outcomes: outcomeChoices}
-	if s.audit == nil {
-		p.Error = "no audit table configured"
-		s.render(w, r, http.StatusOK, "audit", &p)
+	if s.answered(w, r, s.audit, &f.Service, func() url.Values { return f.values() }, &p.page, &p, "audit trails yet (nothing recorded") {
 		return
 	}
 	now := s.opts.Now()
-	if f.Service == "" {
-		names, err := s.services(ctx, "audit", s.audit)
-		if err != nil {
-			s.fail(w, r, &p, &p.page, err)
-			return
-		}
-		if len(names) == 0 {
-			p.Error = fmt.Sprintf("the catalog of table %q lists no audit trails yet (nothing recorded, or another table: --audit-table)", s.opts.AuditTable)
-			s.render(w, r, http.StatusOK, "audit", &p)
-			return
-		}
-		f.Service = names[0]
-		http.Redirect(w, r, pageURL("/audit", f.values()), http.StatusSeeOther)
-		return
-	}
 	q, ferr := s.resolveAudit(f, now)
 	var expected auditlog.Head
 	if ferr == nil && f.Head != "" {
@@ -154,7 +127,7 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		if err != nil || seq <= 0 {
 			ferr = fmt.Errorf("before %q is not a sequence number", f.Before)
 		} else {
-			pq.Where = query.And(pq.Where, query.Lt("Seq", seq))
+			pq.Where = query.And(pq.Where, query.Lt(schema.AuditColSeq, seq))
 		}
 	}
 	var (
@@ -190,20 +163,8 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		evs, evErr = collect(s.audit.Audit(ctx, pq), pq.Limit)
 	}
 	wg.Wait()
-	p.Services = services
-	if !slices.Contains(p.Services, f.Service) {
-		p.Services = append([]string{f.Service}, p.Services...)
-	}
-	switch {
-	case ferr != nil:
-		p.Error = s.opts.Redact(ferr.Error())
-		s.render(w, r, http.StatusBadRequest, "audit", &p)
-		return
-	case evErr != nil:
-		s.fail(w, r, &p, &p.page, evErr)
-		return
-	case sErr != nil:
-		s.fail(w, r, &p, &p.page, sErr)
+	p.Services = withService(services, f.Service)
+	if s.failed(w, r, &p.page, &p, ferr, evErr, sErr) {
 		return
 	}
 	if len(evs) > s.opts.PageSize {
@@ -213,25 +174,14 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	for i := range evs {
 		p.Rows = append(p.Rows, auditRowOf(&evs[i]))
 	}
+	last := ""
 	if p.More {
-		older := f
-		older.Before = strconv.FormatInt(evs[len(evs)-1].Seq, 10)
-		p.OlderURL = pageURL("/audit", older.values())
+		last = strconv.FormatInt(evs[len(evs)-1].Seq, 10)
 	}
-	if f.Before != "" {
-		newest := f
-		newest.Before = ""
-		p.NewestURL = pageURL("/audit", newest.values())
-	}
-	perma := f
-	if f.Since != "" {
-		perma.Since = q.Since.UTC().Format(time.RFC3339Nano)
-	}
-	if f.Until != "" {
-		perma.Until = q.Until.UTC().Format(time.RFC3339Nano)
-	}
-	p.Permalink = pageURL("/audit", perma.values())
-	sel := perma.selection()
+	var perma url.Values
+	p.OlderURL, p.NewestURL, perma = navigation("/audit", f.values(), q.Since, q.Until, last)
+	p.Permalink = pageURL("/audit", perma)
+	sel := selection(perma)
 	sel.Set("format", "csv")
 	p.CSVURL = pageURL("/audit/export", sel)
 	sel.Set("format", "jsonl")

@@ -42,27 +42,9 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
 		plain(w, http.StatusBadRequest, s.opts.Redact(err.Error()))
 		return
 	}
-	if from := r.URL.Query().Get("from"); from != "" {
-		t, err := time.Parse(time.RFC3339Nano, from)
-		if err != nil {
-			plain(w, http.StatusBadRequest, "from is not an RFC 3339 time")
-			return
-		}
-		q.Since = t
-	}
-	if last := r.Header.Get("Last-Event-ID"); last != "" {
-		if id, err := ulid.ParseStrict(last); err == nil {
-			q.Since = ulid.Time(id.Time()).Add(-time.Second)
-		}
-	}
-	if !q.Since.IsZero() && q.Since.Before(now.Add(-s.opts.Lookback)) {
-		q.Since = now.Add(-s.opts.Lookback)
-	}
-	if q.Since.IsZero() {
-		// From the request on, not from whenever Follow's first poll runs:
-		// a record stored between the answer's headers and that poll would
-		// otherwise count as old and never be sent.
-		q.Since = now
+	if q.Since, err = s.liveStart(r, now); err != nil {
+		plain(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	flusher, ok := w.(http.Flusher)
 	if !ok {
@@ -75,7 +57,44 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, "retry: 2000\n: following\n\n")
 	flusher.Flush()
+	s.stream(ctx, w, flusher, r, q)
+}
 
+// liveStart is where a live tail starts: the request's from, or just before
+// the record of the browser's Last-Event-ID (a reconnect), at most Lookback
+// before now; without either, now.
+func (s *Server) liveStart(r *http.Request, now time.Time) (time.Time, error) {
+	var since time.Time
+	if from := r.URL.Query().Get("from"); from != "" {
+		t, err := time.Parse(time.RFC3339Nano, from)
+		if err != nil {
+			return since, errors.New("from is not an RFC 3339 time")
+		}
+		since = t
+	}
+	if last := r.Header.Get("Last-Event-ID"); last != "" {
+		if id, err := ulid.ParseStrict(last); err == nil {
+			since = ulid.Time(id.Time()).Add(-time.Second)
+		}
+	}
+	if !since.IsZero() && since.Before(now.Add(-s.opts.Lookback)) {
+		since = now.Add(-s.opts.Lookback)
+	}
+	if since.IsZero() {
+		// From the request on, not from whenever Follow's first poll runs:
+		// a record stored between the answer's headers and that poll would
+		// otherwise count as old and never be sent.
+		since = now
+	}
+	return since, nil
+}
+
+// stream sends the records q follows as server-sent events until ctx is
+// done or following ends, with a comment every heartbeat to keep the
+// connection open. An error that following cannot get past (a missing
+// table, refused credentials, a bad query) ends the stream with a "fatal"
+// event; others are sent as "warning" events.
+func (s *Server) stream(ctx context.Context, w http.ResponseWriter, flusher http.Flusher, r *http.Request, q query.Logs) {
 	type item struct {
 		rec query.Record
 		err error

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/tablelog/tablelog/internal/fieldtext"
 	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/query"
 )
@@ -55,7 +57,7 @@ func (f logForm) values() url.Values {
 func (s *Server) resolveLogs(f logForm, now time.Time) (query.Logs, error) {
 	q := query.Logs{Service: f.Service, MinLevel: query.AllLevels, Contains: f.Q}
 	if err := schema.ValidateService(f.Service); err != nil {
-		return q, errors.New(strings.TrimPrefix(err.Error(), "tablelog: "))
+		return q, err
 	}
 	var err error
 	if f.Day != "" {
@@ -65,23 +67,13 @@ func (s *Server) resolveLogs(f logForm, now time.Time) (query.Logs, error) {
 		}
 		q.Since, q.Until = day, day.AddDate(0, 0, 1)
 	}
-	if f.Since != "" {
-		if q.Since, err = s.opts.Syntax.Time(f.Since, now); err != nil {
-			return q, fmt.Errorf("since: %v", err)
-		}
-	}
-	if f.Until != "" {
-		if q.Until, err = s.opts.Syntax.Time(f.Until, now); err != nil {
-			return q, fmt.Errorf("until: %v", err)
-		}
-	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		return q, errors.New("since is not before until")
+	if q.Since, q.Until, err = s.timeRange(f.Since, f.Until, now, q.Since, q.Until); err != nil {
+		return q, err
 	}
 	if f.Level != "" {
-		sev, ok := s.opts.Syntax.Level(f.Level)
-		if !ok {
-			return q, fmt.Errorf("level %q is not a level (debug, info, warn, error, dpanic, panic, fatal, or a number)", f.Level)
+		sev, err := s.opts.Syntax.Level(f.Level)
+		if err != nil {
+			return q, fmt.Errorf("level: %w", err)
 		}
 		q.MinLevel = levelOf(sev)
 	}
@@ -89,6 +81,27 @@ func (s *Server) resolveLogs(f logForm, now time.Time) (query.Logs, error) {
 		return q, err
 	}
 	return q, nil
+}
+
+// timeRange resolves a form's since and until (in Syntax.Time's forms,
+// relative to now) over the range from..to they refine (zero: open), and
+// checks that since is before until.
+func (s *Server) timeRange(since, until string, now, from, to time.Time) (time.Time, time.Time, error) {
+	var err error
+	if since != "" {
+		if from, err = s.opts.Syntax.Time(since, now); err != nil {
+			return from, to, fmt.Errorf("since: %w", err)
+		}
+	}
+	if until != "" {
+		if to, err = s.opts.Syntax.Time(until, now); err != nil {
+			return from, to, fmt.Errorf("until: %w", err)
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return from, to, errors.New("since is not before until")
+	}
+	return from, to, nil
 }
 
 // page is what every page template gets.
@@ -102,6 +115,91 @@ type page struct {
 
 func (s *Server) newPage(title, nav, table string) page {
 	return page{Title: title, Nav: nav, Account: s.opts.Account, Table: table}
+}
+
+// withService is the service picker's list: the catalog's services, with
+// the page's own first when the catalog does not list it.
+func withService(catalog []string, service string) []string {
+	if slices.Contains(catalog, service) {
+		return catalog
+	}
+	return append([]string{service}, catalog...)
+}
+
+// failed answers a view's request that cannot show its rows, and reports
+// whether it did: a mistake in the form (formErr) is a 400 with its message
+// on the page; otherwise the first non-nil read error is a failed page
+// (fail). p is data's page; p.Nav names the template.
+func (s *Server) failed(w http.ResponseWriter, r *http.Request, p *page, data any, formErr error, readErrs ...error) bool {
+	if formErr != nil {
+		p.Error = s.opts.Redact(formErr.Error())
+		s.render(w, r, http.StatusBadRequest, p.Nav, data)
+		return true
+	}
+	for _, err := range readErrs {
+		if err != nil {
+			s.fail(w, r, data, p, err)
+			return true
+		}
+	}
+	return false
+}
+
+// navigation returns the links of a view's page from its form's values v:
+// older, the page after last ("" when there are no more); newest, the first
+// page when this one is not (v has a "before"); perma, v with its relative
+// times ("1h") pinned to what they meant now (since and until resolved).
+func navigation(path string, v url.Values, since, until time.Time, last string) (older, newest string, perma url.Values) {
+	if last != "" {
+		o := maps.Clone(v)
+		o.Set("before", last)
+		older = pageURL(path, o)
+	}
+	if v.Get("before") != "" {
+		n := maps.Clone(v)
+		n.Del("before")
+		newest = pageURL(path, n)
+	}
+	perma = maps.Clone(v)
+	if v.Get("since") != "" {
+		perma.Set("since", since.UTC().Format(time.RFC3339Nano))
+	}
+	if v.Get("until") != "" {
+		perma.Set("until", until.UTC().Format(time.RFC3339Nano))
+	}
+	return older, newest, perma
+}
+
+// answered does what the logs and audit views do before their query, and
+// reports whether it answered the request: without a table (reader nil) it
+// renders the page saying so; without a service (*service == "") it
+// redirects to the page of the catalog's first service (a URL of its own:
+// values is the form with *service set), or renders the page saying the
+// catalog lists none (none: "services yet (nothing written", closed with
+// the flag naming the table). p is data's page; p.Nav names the view, its
+// template and its path.
+func (s *Server) answered(w http.ResponseWriter, r *http.Request, reader *query.Reader, service *string, values func() url.Values, p *page, data any, none string) bool {
+	if reader == nil {
+		p.Error = "no " + p.Nav + " table configured"
+		s.render(w, r, http.StatusOK, p.Nav, data)
+		return true
+	}
+	if *service != "" {
+		return false
+	}
+	names, err := s.services(r.Context(), p.Nav, reader)
+	if err != nil {
+		s.fail(w, r, data, p, err)
+		return true
+	}
+	if len(names) == 0 {
+		p.Error = fmt.Sprintf("the catalog of table %q lists no %s, or another table: --%s-table)", p.Table, none, p.Nav)
+		s.render(w, r, http.StatusOK, p.Nav, data)
+		return true
+	}
+	*service = names[0]
+	http.Redirect(w, r, pageURL("/"+p.Nav, values()), http.StatusSeeOther)
+	return true
 }
 
 // logsPage is the data of the logs view.
@@ -142,28 +240,10 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	f := readLogForm(r)
 	p := logsPage{page: s.newPage("Logs", "logs", s.opts.LogsTable), F: f, Levels: levelChoices, PageSize: s.opts.PageSize}
-	if s.logs == nil {
-		p.Error = "no logs table configured"
-		s.render(w, r, http.StatusOK, "logs", &p)
+	if s.answered(w, r, s.logs, &f.Service, func() url.Values { return f.values() }, &p.page, &p, "services yet (nothing written") {
 		return
 	}
 	now := s.opts.Now()
-	if f.Service == "" {
-		// The first service of the catalog, as a URL of its own.
-		names, err := s.services(ctx, "logs", s.logs)
-		if err != nil {
-			s.fail(w, r, &p, &p.page, err)
-			return
-		}
-		if len(names) == 0 {
-			p.Error = fmt.Sprintf("the catalog of table %q lists no services yet (nothing written, or another table: --logs-table)", s.opts.LogsTable)
-			s.render(w, r, http.StatusOK, "logs", &p)
-			return
-		}
-		f.Service = names[0]
-		http.Redirect(w, r, pageURL("/logs", f.values()), http.StatusSeeOther)
-		return
-	}
 	q, ferr := s.resolveLogs(f, now)
 	var (
 		wg         sync.WaitGroup
@@ -200,29 +280,14 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	wg.Wait()
-	p.Services = services
-	if !slices.Contains(p.Services, f.Service) {
-		p.Services = append([]string{f.Service}, p.Services...)
-	}
+	p.Services = withService(services, f.Service)
 	for i := len(days) - 1; i >= 0; i-- {
 		p.Days = append(p.Days, days[i].Format(time.DateOnly))
 	}
 	if f.Day != "" && !slices.Contains(p.Days, f.Day) {
 		p.Days = append([]string{f.Day}, p.Days...)
 	}
-	switch {
-	case ferr != nil:
-		p.Error = s.opts.Redact(ferr.Error())
-		s.render(w, r, http.StatusBadRequest, "logs", &p)
-		return
-	case recErr != nil:
-		s.fail(w, r, &p, &p.page, recErr)
-		return
-	case sErr != nil:
-		s.fail(w, r, &p, &p.page, sErr)
-		return
-	case dErr != nil:
-		s.fail(w, r, &p, &p.page, dErr)
+	if s.failed(w, r, &p.page, &p, ferr, recErr, sErr, dErr) {
 		return
 	}
 	if len(recs) > s.opts.PageSize {
@@ -236,25 +301,13 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	p.RowsHTML = rowsHTML(p.Rows)
 	p.Hist = buildHistogram(p.Rows)
 	p.Range = describeRange(q.Since, q.Until)
+	last := ""
 	if p.More {
-		older := f
-		older.Before = recs[len(recs)-1].ID.String()
-		p.OlderURL = pageURL("/logs", older.values())
+		last = recs[len(recs)-1].ID.String()
 	}
-	if f.Before != "" {
-		newest := f
-		newest.Before = ""
-		p.NewestURL = pageURL("/logs", newest.values())
-	}
-	// The permalink pins relative times ("1h") to what they meant now.
-	perma := f
-	if f.Since != "" {
-		perma.Since = q.Since.UTC().Format(time.RFC3339Nano)
-	}
-	if f.Until != "" {
-		perma.Until = q.Until.UTC().Format(time.RFC3339Nano)
-	}
-	p.Permalink = pageURL("/logs", perma.values())
+	var perma url.Values
+	p.OlderURL, p.NewestURL, perma = navigation("/logs", f.values(), q.Since, q.Until, last)
+	p.Permalink = pageURL("/logs", perma)
 	if f.Before == "" && q.Until.IsZero() {
 		live := f
 		live.Day, live.Since, live.Before = "", "", ""
@@ -277,7 +330,7 @@ func olderThan(q query.Logs, id ulid.ULID) query.Logs {
 	if q.Until.IsZero() || until.Before(q.Until) {
 		q.Until = until
 	}
-	q.Where = query.And(q.Where, query.Gt(query.Column("RowKey"), schema.RowKey(id)))
+	q.Where = query.And(q.Where, query.Gt(query.Column(schema.ColRowKey), schema.RowKey(id)))
 	return q
 }
 
@@ -319,7 +372,7 @@ func (s *Server) row(rec *query.Record) recordRow {
 	return recordRow{
 		ID:     id,
 		Time:   rec.Time.UTC().Format(timeLayout),
-		Level:  levelLabel(rec.Level, rec.Severity),
+		Level:  fieldtext.Level(rec.Level, rec.Severity),
 		Class:  levelClass(rec.Severity),
 		Msg:    cut(rec.Message, maxListMessage),
 		Fields: cut(fieldSummary(rec.Fields), maxListFields),
@@ -383,30 +436,6 @@ func cut(s string, n int) string {
 	return s
 }
 
-// levelLabel is the upper-case level name, or one derived from the severity.
-func levelLabel(level string, sev int) string {
-	if level != "" {
-		return strings.ToUpper(level)
-	}
-	switch sev {
-	case -4:
-		return "DEBUG"
-	case 0:
-		return "INFO"
-	case 4:
-		return "WARN"
-	case 8:
-		return "ERROR"
-	case 12:
-		return "DPANIC"
-	case 16:
-		return "PANIC"
-	case 20:
-		return "FATAL"
-	}
-	return fmt.Sprintf("SEV%d", sev)
-}
-
 // levelClass is the colour class of a severity.
 func levelClass(sev int) string {
 	switch {
@@ -467,7 +496,7 @@ func (s *Server) handleRecord(w http.ResponseWriter, r *http.Request) {
 	p.Rec = rec
 	p.Title = cut(rec.Message, 60)
 	p.Time = rec.Time.UTC().Format(time.RFC3339Nano)
-	p.Level = levelLabel(rec.Level, rec.Severity)
+	p.Level = fieldtext.Level(rec.Level, rec.Severity)
 	p.Class = levelClass(rec.Severity)
 	p.Severity = rec.Severity
 	p.Fields = fieldTree(rec.Fields)
@@ -481,7 +510,7 @@ func (s *Server) handleRecord(w http.ResponseWriter, r *http.Request) {
 func findRecord(ctx context.Context, r *query.Reader, service string, id ulid.ULID) (*query.Record, error) {
 	kt := ulid.Time(id.Time())
 	q := query.Logs{Service: service, Since: kt.Add(-time.Hour), Until: kt.Add(time.Second), MinLevel: query.AllLevels,
-		Where: query.Eq(query.Column("RowKey"), schema.RowKey(id)), Limit: 1}
+		Where: query.Eq(query.Column(schema.ColRowKey), schema.RowKey(id)), Limit: 1}
 	recs, err := collect(r.Logs(ctx, q), 1)
 	if err != nil || len(recs) == 0 {
 		return nil, err

@@ -2,19 +2,17 @@ package web
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tablelog/tablelog/internal/fieldtext"
 	"github.com/tablelog/tablelog/query"
 )
 
@@ -107,7 +105,7 @@ func fieldTree(fields map[string]any) []fieldNode {
 			out = append(out, fieldNode{Key: k, Type: "group", Children: fieldTree(m)})
 			continue
 		}
-		out = append(out, fieldNode{Key: k, Type: typeOf(v), Text: valueText(v)})
+		out = append(out, fieldNode{Key: k, Type: typeOf(v), Text: fieldtext.Value(v)})
 	}
 	return out
 }
@@ -131,78 +129,6 @@ func typeOf(v any) string {
 		return "bytes"
 	}
 	return "json"
-}
-
-// valueText is the text of a field value: strings as they are, times in
-// RFC 3339 (UTC), bytes in base64, arrays and objects as JSON.
-func valueText(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return v
-	case bool:
-		return strconv.FormatBool(v)
-	case int64:
-		return strconv.FormatInt(v, 10)
-	case int32:
-		return strconv.FormatInt(int64(v), 10)
-	case int:
-		return strconv.Itoa(v)
-	case uint64:
-		return strconv.FormatUint(v, 10)
-	case float64:
-		return formatFloat(v)
-	case float32:
-		return formatFloat(float64(v))
-	case time.Time:
-		return v.UTC().Format(time.RFC3339Nano)
-	case []byte:
-		return base64.StdEncoding.EncodeToString(v)
-	}
-	js, err := json.Marshal(jsonSafe(v))
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(js)
-}
-
-func formatFloat(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "+Inf"
-	case math.IsInf(f, -1):
-		return "-Inf"
-	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
-}
-
-// jsonSafe replaces what encoding/json cannot encode (NaN, infinities)
-// with text, recursively.
-func jsonSafe(v any) any {
-	switch v := v.(type) {
-	case float64:
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return formatFloat(v)
-		}
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[k] = jsonSafe(x)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = jsonSafe(x)
-		}
-		return out
-	case time.Time:
-		return v.UTC().Format(time.RFC3339Nano)
-	}
-	return v
 }
 
 // fieldSummary is the one-line form of fields for the list: key=value,
@@ -229,7 +155,7 @@ func fieldSummary(fields map[string]any) string {
 			}
 			b.WriteString(prefix + k)
 			b.WriteByte('=')
-			t := valueText(m[k])
+			t := fieldtext.Value(m[k])
 			if t == "" || strings.ContainsAny(t, " \"=") {
 				t = strconv.Quote(t)
 			}

@@ -47,8 +47,9 @@ type Syntax struct {
 	// Time parses a --since/--until value (a duration ago, an RFC 3339
 	// time or a date) relative to now.
 	Time func(s string, now time.Time) (time.Time, error)
-	// Level parses a --level value into a severity on slog's scale.
-	Level func(s string) (int, bool)
+	// Level parses a level value into a severity on slog's scale; its
+	// error is shown on the page.
+	Level func(s string) (int, error)
 }
 
 // ExportFunc writes the events q selects (q.Service set, q.Limit zero) to w
@@ -393,13 +394,10 @@ func (s *Server) store(key string, e catalogEntry) {
 	s.catalog[key] = e
 }
 
-// errorText is the text of err for a page: redacted, without the
-// libraries' prefixes.
+// errorText is the text of err for a page: its message, redacted, with a
+// hint for the usual causes.
 func (s *Server) errorText(err error) string {
-	msg := err.Error()
-	for _, p := range []string{"tablelog/query: ", "auditlog: ", "tablelog: "} {
-		msg = strings.ReplaceAll(msg, p, "")
-	}
+	msg := err.Error() // as it is: its package prefix says which layer failed
 	switch {
 	case errors.Is(err, query.ErrTableNotFound):
 		msg += " (check --logs-table / --audit-table and the account)"

@@ -21,7 +21,7 @@ func testOptions() Options {
 			Where:      func(string) (query.Filter, error) { return query.Filter{}, nil },
 			AuditWhere: func(string) (query.Filter, error) { return query.Filter{}, nil },
 			Time:       func(string, time.Time) (time.Time, error) { return time.Time{}, nil },
-			Level:      func(string) (int, bool) { return 0, true },
+			Level:      func(string) (int, error) { return 0, nil },
 		},
 		Export: func(context.Context, io.Writer, query.Audit, string) error { return nil },
 	}
@@ -85,6 +85,25 @@ func TestHeadersOnEveryAnswer(t *testing.T) {
 		h := w.Header()
 		if h.Get("Content-Security-Policy") != contentSecurityPolicy || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "no-referrer" {
 			t.Errorf("%s %s: headers %v", tc.method, tc.path, h)
+		}
+	}
+}
+
+// A view without its table says so (the CLI always configures both; the
+// catalog's empty and redirect cases are in cmd/tablelog's TestWebEmpty and
+// TestWebLogs).
+func TestViewWithoutTable(t *testing.T) {
+	s, err := New(testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{"/logs": "no logs table configured", "/audit": "no audit table configured"} {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Host = "localhost"
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), want) {
+			t.Errorf("%s: %d, want 200 with %q:\n%s", path, w.Code, want, w.Body.String())
 		}
 	}
 }
