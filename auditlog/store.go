@@ -103,18 +103,6 @@ func backoff(attempt int, after time.Duration) time.Duration {
 	return azure.Backoff(attempt, 25*time.Millisecond, 3200*time.Millisecond, after)
 }
 
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // noRetry disables the SDK's own retries for one call: the writer retries
 // itself, so that it knows when an outcome is unknown.
 func noRetry(ctx context.Context) context.Context {

@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/tablelog/tablelog/internal/azure"
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
@@ -347,7 +348,7 @@ func (w *Writer) commit(batch []*pending) {
 				}
 				if kind == kindTransient || kind == kindConflict {
 					lastErr = err
-					_ = sleep(ctx, backoff(attempt, after))
+					_ = azure.Sleep(ctx, backoff(attempt, after))
 					continue
 				}
 				w.finish(batch, fmt.Errorf("auditlog: reading the chain head: %w%s", errDescribed(err), readHint(err)))
@@ -370,7 +371,7 @@ func (w *Writer) commit(batch []*pending) {
 			}
 			if rerr != nil {
 				lastErr = rerr
-				_ = sleep(ctx, backoff(attempt, 0))
+				_ = azure.Sleep(ctx, backoff(attempt, 0))
 				continue
 			}
 			if ours {
@@ -394,7 +395,7 @@ func (w *Writer) commit(batch []*pending) {
 			w.pos.stale = true
 			unknown = false
 			lastErr = err
-			_ = sleep(ctx, conflictBackoff(attempt))
+			_ = azure.Sleep(ctx, conflictBackoff(attempt))
 			// The events get new slots anyway: let those that queued
 			// meanwhile join them.
 			batch = w.topUp(batch)
@@ -403,7 +404,7 @@ func (w *Writer) commit(batch []*pending) {
 			w.stats.retries.Add(1)
 			unknown = true
 			lastErr = err
-			_ = sleep(ctx, backoff(attempt, after))
+			_ = azure.Sleep(ctx, backoff(attempt, after))
 		case kindBadEntity:
 			if len(batch) > 1 {
 				// Isolate the event the service refuses: commit one by one

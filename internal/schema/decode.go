@@ -128,17 +128,31 @@ func assemble(ms []member) Entity {
 	var tbuf [64]string
 	types := annotations(ms, tbuf[:0])
 	var cbuf [64]column
-	cols, nfields, size := columns(&ent, ms, types, cbuf[:0])
-	if !slices.IsSortedFunc(cols, compareColumns) {
+	cols, nfields, size, chunked := columns(&ent, ms, types, cbuf[:0])
+	// Without continuation columns every name is a column of its own and
+	// the order only matters where two fields' keys collide: the system
+	// columns are moved to the front, the fields taken as they come, and
+	// sorted only when fields finds a collision.
+	ordered := slices.IsSortedFunc(cols, compareColumns)
+	switch {
+	case ordered:
+	case chunked:
 		slices.SortFunc(cols, compareColumns)
+		ordered = true
+	default:
+		systemFirst(cols)
 	}
 	a := arena{b: make([]byte, 0, size)}
 	ent.PartitionKey, ent.RowKey = a.clone(ent.PartitionKey), a.clone(ent.RowKey)
 	nsys, extra, names := systemText(&ent, cols, &a)
 	if nfields > 0 {
 		ent.Fields = make(map[string]any, nfields)
+		if !fields(ent.Fields, cols[nsys:], names, &a, ordered) {
+			clear(ent.Fields)
+			slices.SortFunc(cols[nsys:], compareColumns)
+			fields(ent.Fields, cols[nsys:], names, &a, true)
+		}
 	}
-	fields(ent.Fields, cols[nsys:], names, &a)
 	if extra != "" {
 		ent.Fields = extraFields(ent.Fields, extra)
 	}
@@ -154,7 +168,7 @@ func assemble(ms []member) Entity {
 // decoded by type. Texts, the keys included, are not copied yet: size is
 // what their copies take at the most, with the fields' names. nfields
 // counts the fields' columns.
-func columns(ent *Entity, ms []member, types []string, cols []column) (_ []column, nfields, size int) {
+func columns(ent *Entity, ms []member, types []string, cols []column) (_ []column, nfields, size int, chunked bool) {
 	for i := range ms {
 		k, raw, edm := ms[i].key, ms[i].val, types[i]
 		if strings.IndexByte(k, '@') >= 0 || strings.HasPrefix(k, "odata.") {
@@ -183,6 +197,7 @@ func columns(ent *Entity, ms []member, types []string, cols []column) (_ []colum
 			continue
 		}
 		base, n := splitChunk(k)
+		chunked = chunked || n != 0
 		sys := 0
 		for j, c := range sysColumns {
 			if base == c {
@@ -207,7 +222,18 @@ func columns(ent *Entity, ms []member, types []string, cols []column) (_ []colum
 		}
 		cols = append(cols, column{base: base, chunk: n, val: decodeValue(raw, edm)})
 	}
-	return cols, nfields, size
+	return cols, nfields, size, chunked
+}
+
+// systemFirst moves the system columns to the front of cols.
+func systemFirst(cols []column) {
+	n := 0
+	for i := range cols {
+		if cols[i].sys != 0 {
+			cols[n], cols[i] = cols[i], cols[n]
+			n++
+		}
+	}
 }
 
 // compareColumns orders system columns first (in sysColumns' order), then
@@ -274,10 +300,12 @@ func parseNames(s string) map[string][]string {
 	return names
 }
 
-// fields stores the field columns, sorted by base name, in m under their
-// original paths: from names for a shortened name, else DecodeName's.
-// Texts and names are copied into a.
-func fields(m map[string]any, cols []column, names map[string][]string, a *arena) {
+// fields stores the field columns in m under their original paths: from
+// names for a shortened name, else DecodeName's. Texts and names are
+// copied into a. The columns are sorted by base name when ordered; when
+// not (each base then has a single column), fields stops and reports false
+// at the first key that collides, for the caller to sort and start again.
+func fields(m map[string]any, cols []column, names map[string][]string, a *arena, ordered bool) bool {
 	for i := 0; i < len(cols); {
 		j := i + 1
 		for j < len(cols) && cols[j].base == cols[i].base {
@@ -291,22 +319,23 @@ func fields(m map[string]any, cols []column, names map[string][]string, a *arena
 			v = joinChunks(cols[i:j])
 		}
 		i = j
+		var collided bool
 		if path, ok := names[base]; ok && len(path) > 0 {
-			setPath(m, path, v, false)
-			continue
-		}
-		if strings.IndexByte(base, '_') < 0 {
+			collided = setPath(m, path, v, false)
+		} else if strings.IndexByte(base, '_') < 0 {
 			// A name without the escape character is itself
 			// (DecodeName's result, without its allocations).
-			setKey(m, a.clone(base), v)
-			continue
+			collided = setKey(m, a.clone(base), v)
+		} else if path, ok := DecodeName(base); ok {
+			collided = setPath(m, path, v, false)
+		} else {
+			collided = setKey(m, a.clone(base), v)
 		}
-		if path, ok := DecodeName(base); ok {
-			setPath(m, path, v, false)
-			continue
+		if collided && !ordered {
+			return false
 		}
-		setKey(m, a.clone(base), v)
 	}
+	return true
 }
 
 // extraFields adds the fields of the Extra column (a JSON array of
@@ -440,27 +469,32 @@ func joinChunks(cs []column) any {
 
 // setPath stores v at path in m, creating group maps. When the key is taken
 // (dup true) or a group name collides with a value, the key gets "#2", "#3"….
-func setPath(m map[string]any, path []string, v any, dup bool) {
+// It reports whether a key collided.
+func setPath(m map[string]any, path []string, v any, dup bool) (collided bool) {
 	for _, g := range path[:len(path)-1] {
 		sub, ok := m[g].(map[string]any)
 		if !ok {
 			if _, taken := m[g]; taken {
 				g = freeKey(m, g)
+				collided = true
 			}
 			sub = map[string]any{}
 			m[g] = sub
 		}
 		m = sub
 	}
-	setKey(m, path[len(path)-1], v)
+	return setKey(m, path[len(path)-1], v) || collided
 }
 
-// setKey stores v under k in m, or under k+"#2", "#3"… when k is taken.
-func setKey(m map[string]any, k string, v any) {
-	if _, taken := m[k]; taken {
+// setKey stores v under k in m, or under k+"#2", "#3"… when k is taken
+// (and then reports true).
+func setKey(m map[string]any, k string, v any) bool {
+	_, taken := m[k]
+	if taken {
 		k = freeKey(m, k)
 	}
 	m[k] = v
+	return taken
 }
 
 func freeKey(m map[string]any, k string) string {
