@@ -201,21 +201,34 @@ func (s *scanner) str() (start, end int, ok bool) {
 	}
 	start = s.i
 	for s.i < len(s.b) {
-		switch c := s.b[s.i]; {
+		c := s.b[s.i]
+		if !strStop[c] {
+			s.i++
+			continue
+		}
+		switch {
 		case c == '\\':
 			s.i += 2
 		case c == '"':
 			end = s.i
 			s.i++
 			return start, end, true
-		case c < 0x20:
+		default: // a control character
 			return 0, 0, false
-		default:
-			s.i++
 		}
 	}
 	return 0, 0, false
 }
+
+// strStop marks the bytes str stops at inside a string: '"', '\\' and
+// control characters.
+var strStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // value skips one JSON value.
 func (s *scanner) value() bool {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/tablelog/tablelog"
 	"github.com/tablelog/tablelog/internal/azurite"
 	"github.com/tablelog/tablelog/internal/schema"
 	"github.com/tablelog/tablelog/query"
@@ -35,7 +36,7 @@ type attackBed struct {
 	tbl     *aztables.Client // full rights: Verify and checks only
 	name    string
 	atk     *aztables.Client // the add-only client the attacker holds
-	read    *aztables.Client // the read-only client the attacker holds too
+	read    *tablelog.Client // the read-only client the attacker holds too
 	clock   atomic.Int64
 	mu      sync.Mutex
 	acked   []Event
@@ -66,7 +67,7 @@ func (b *attackBed) day(d int) time.Time { return schema.Day(attackDay0.AddDate(
 func (b *attackBed) writer(service string) *Writer {
 	b.t.Helper()
 	e := env(b.t)
-	w, err := New(e.AddOnlyTable(b.t, b.name), Options{Service: service, Key: testKey, Now: b.now, ReadTable: readOnlyTable(b.t, e, b.name)})
+	w, err := New(twin(b.t, e.AddOnlyTable(b.t, b.name)), Options{Service: service, Key: testKey, Now: b.now, ReadTable: readOnlyTable(b.t, e, b.name)})
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func TestAttackUncataloguedDay(t *testing.T) {
 	b.record(w, 5)
 	b.check("billing")
 	n := 0
-	for _, err := range query.New(b.tbl).Audit(context.Background(), query.Audit{Service: "billing", Since: b.day(1), Until: b.day(2)}) {
+	for _, err := range query.New(azurite.Tablelog(b.t, b.tbl)).Audit(context.Background(), query.Audit{Service: "billing", Since: b.day(1), Until: b.day(2)}) {
 		if err == nil {
 			n++
 		}
@@ -463,7 +464,7 @@ func randomAttackRun(t *testing.T, seed uint64) {
 
 // tableSASClient returns a client for table target authorized by a table
 // (service) SAS for table scope with permissions perms, through the proxy.
-func tableSASClient(t *testing.T, scope, target, perms string) *aztables.Client {
+func tableSASClient(t *testing.T, scope, target, perms string) *tablelog.Client {
 	t.Helper()
 	e := env(t)
 	if e.Real {
@@ -480,7 +481,7 @@ func tableSASClient(t *testing.T, scope, target, perms string) *aztables.Client 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := aztables.NewClientWithNoCredential(strings.TrimSuffix(e.Proxy.ServiceURL, "/")+"/"+target+"?"+sas, nil)
+	c, err := tablelog.NewClientWithNoCredential(strings.TrimSuffix(e.Proxy.ServiceURL, "/")+"/"+target+"?"+sas, azurite.ClientOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/tablelog/tablelog"
 	"github.com/tablelog/tablelog/internal/azurite"
 	"github.com/tablelog/tablelog/internal/schema"
 )
@@ -291,7 +292,8 @@ func TestCommitTimeout(t *testing.T) {
 func TestBadEventIsolated(t *testing.T) {
 	t.Parallel()
 	tbl := env(t).NewTable(t)
-	bad := &rejectingTable{Table: tbl, ReadTable: tbl}
+	tl := azurite.Tablelog(t, tbl)
+	bad := &rejectingTable{Table: tl, ReadTable: tl}
 	w := newWriter(t, bad, Options{})
 	var wg sync.WaitGroup
 	var failed, ok atomic.Int32
@@ -478,10 +480,10 @@ func TestRecordContextEndsInFlight(t *testing.T) {
 // readOnlyTable returns a client for table name through the shared proxy
 // with an account SAS that only allows reading (ss=t, srt=co, sp=r); against
 // a real account without a key, the harness's client.
-func readOnlyTable(t *testing.T, e *azurite.Env, name string) *aztables.Client {
+func readOnlyTable(t *testing.T, e *azurite.Env, name string) *tablelog.Client {
 	t.Helper()
 	if e.Real {
-		return e.Table(t, name)
+		return azurite.Tablelog(t, e.Table(t, name))
 	}
 	cred, err := aztables.NewSharedKeyCredential(azurite.AccountName, azurite.AccountKey)
 	if err != nil {
@@ -498,9 +500,9 @@ func readOnlyTable(t *testing.T, e *azurite.Env, name string) *aztables.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := aztables.NewServiceClientWithNoCredential(strings.TrimSuffix(e.Proxy.ServiceURL, "/")+"/?"+qp.Encode(), nil)
+	c, err := tablelog.NewClientWithNoCredential(strings.TrimSuffix(e.Proxy.ServiceURL, "/")+"/"+name+"?"+qp.Encode(), azurite.ClientOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return svc.NewClient(name)
+	return c
 }

@@ -7,8 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
-
+	"github.com/tablelog/tablelog"
 	"github.com/tablelog/tablelog/auditlog"
 	"github.com/tablelog/tablelog/query"
 )
@@ -17,12 +16,12 @@ import (
 // AUDIT_CONNECTION_STRING (the examples compile but, needing an account,
 // do not run under go test; the package's tests run the same calls against
 // Azurite).
-func auditTable() *aztables.Client {
-	svc, err := aztables.NewServiceClientFromConnectionString(os.Getenv("AUDIT_CONNECTION_STRING"), nil)
+func auditTable() *tablelog.Client {
+	c, err := tablelog.NewClientFromConnectionString(os.Getenv("AUDIT_CONNECTION_STRING"), "audit", nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	return svc.NewClient("audit")
+	return c
 }
 
 func Example() {
@@ -78,11 +77,11 @@ func ExampleVerify() {
 // with ss=t&srt=o&sp=a) reads the chain head through a read-only client:
 // neither can update or delete anything.
 func ExampleOptions_readTable() {
-	addOnly, err := aztables.NewClientWithNoCredential(os.Getenv("AUDIT_ADD_ONLY_TABLE_SAS_URL"), nil)
+	addOnly, err := tablelog.NewClientWithNoCredential(os.Getenv("AUDIT_ADD_ONLY_TABLE_SAS_URL"), nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	readOnly, err := aztables.NewClientWithNoCredential(os.Getenv("AUDIT_READ_ONLY_TABLE_SAS_URL"), nil)
+	readOnly, err := tablelog.NewClientWithNoCredential(os.Getenv("AUDIT_READ_ONLY_TABLE_SAS_URL"), nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -20,8 +20,38 @@ func TestMain(m *testing.M) { azurite.Main(m) }
 // tableName returns the name of a table client made by the harness.
 func tableName(t testing.TB, c *aztables.Client) string { return azurite.TableName(c) }
 
-// newWriter returns a Writer on tbl with test defaults.
+// newWriter returns a Writer on tbl with test defaults. A harness-made
+// *aztables.Client, as tbl or as opts.ReadTable, is replaced by its
+// tablelog.Client twin (same table, endpoint and credential): the suite
+// runs against tablelog.Client; newSDKWriter keeps the SDK clients for the
+// compatibility test (compat_test.go).
 func newWriter(t testing.TB, tbl Table, opts Options) *Writer {
+	t.Helper()
+	opts.ReadTable = twinRead(t, opts.ReadTable)
+	return newSDKWriter(t, twin(t, tbl), opts)
+}
+
+// twin returns the tablelog.Client twin of tbl when it is an
+// *aztables.Client the harness made, else tbl.
+func twin(t testing.TB, tbl Table) Table {
+	t.Helper()
+	if c, ok := tbl.(*aztables.Client); ok && azurite.TableName(c) != "" {
+		return azurite.Tablelog(t, c)
+	}
+	return tbl
+}
+
+// twinRead is twin for a ReadTable.
+func twinRead(t testing.TB, tbl ReadTable) ReadTable {
+	t.Helper()
+	if c, ok := tbl.(*aztables.Client); ok && azurite.TableName(c) != "" {
+		return azurite.Tablelog(t, c)
+	}
+	return tbl
+}
+
+// newSDKWriter is newWriter without replacing *aztables.Clients.
+func newSDKWriter(t testing.TB, tbl Table, opts Options) *Writer {
 	t.Helper()
 	if opts.Service == "" {
 		opts.Service = "billing"
@@ -134,8 +164,15 @@ func itoa(i int) string {
 	return string(b[n:])
 }
 
-// verify runs Verify and fails the test on an error.
+// verify runs Verify and fails the test on an error. A harness-made
+// *aztables.Client is replaced by its tablelog.Client twin (see newWriter).
 func verify(t testing.TB, c ReadTable, o VerifyOptions) Report {
+	t.Helper()
+	return verifySDK(t, twinRead(t, c), o)
+}
+
+// verifySDK is verify without replacing an *aztables.Client.
+func verifySDK(t testing.TB, c ReadTable, o VerifyOptions) Report {
 	t.Helper()
 	if o.Service == "" {
 		o.Service = "billing"

@@ -259,7 +259,7 @@ func TestVerifyReportsHeadAndKeyRequired(t *testing.T) {
 	if head.Seq != 10 || head.Hash.IsZero() || head.Day != time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC) {
 		t.Fatalf("head %+v", head)
 	}
-	_, err := Verify(context.Background(), tbl, VerifyOptions{Service: "billing"})
+	_, err := Verify(context.Background(), twinRead(t, tbl), VerifyOptions{Service: "billing"})
 	if !errors.Is(err, ErrKeyRequired) {
 		t.Fatalf("Verify without the key: %v", err)
 	}

@@ -2,12 +2,12 @@ package query
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"iter"
 	"slices"
 	"time"
 
+	"github.com/tablelog/tablelog/internal/azure"
 	"github.com/tablelog/tablelog/internal/schema"
 )
 
@@ -81,24 +81,18 @@ func (r *Reader) catalogDays(ctx context.Context, service string, from, to time.
 }
 
 // catalog yields the RowKeys of the catalog partition in [lo, hi) ("" =
-// open), in order, page by page.
+// open), in order, page by page (azure.Catalog, the catalog iteration the
+// sink and the CLI share), errors mapped as in the package doc.
 func (r *Reader) catalog(ctx context.Context, lo, hi string) iter.Seq2[string, error] {
-	s := scan{
-		Partitions: func(yield func(string, error) bool) { yield(schema.CatalogPartition, nil) },
-		Lo:         lo,
-		Hi:         hi,
-		Select:     schema.ColRowKey,
-		Op:         "read the catalog",
+	return func(yield func(string, error) bool) {
+		for rk, err := range azure.Catalog(ctx, r.table, lo, hi) {
+			if err != nil {
+				yield("", mapError(ctx, "read the catalog ("+schema.CatalogPartition+")", err))
+				return
+			}
+			if !yield(rk, nil) {
+				return
+			}
+		}
 	}
-	return scanEntities(ctx, r.table, s, rowKeyOf)
-}
-
-// rowKeyOf extracts the RowKey of a raw entity (as returned by aztables:
-// compact JSON with string keys).
-func rowKeyOf(raw []byte) (string, bool, error) {
-	var k struct{ RowKey string }
-	if err := json.Unmarshal(raw, &k); err != nil || k.RowKey == "" {
-		return "", false, fmt.Errorf("tablelog/query: %w: catalog entity without a RowKey", ErrBadEntity)
-	}
-	return k.RowKey, true, nil
 }

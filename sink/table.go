@@ -3,7 +3,6 @@ package sink
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -70,16 +69,7 @@ func (e *OpError) Error() string {
 	b.WriteString(": ")
 	switch {
 	case e.StatusCode != 0:
-		b.WriteString(strconv.Itoa(e.StatusCode))
-		if t := http.StatusText(e.StatusCode); t != "" {
-			b.WriteByte(' ')
-			b.WriteString(t)
-		}
-		if e.Code != "" {
-			b.WriteString(" (")
-			b.WriteString(e.Code)
-			b.WriteByte(')')
-		}
+		azure.WriteStatus(&b, e.StatusCode, e.Code)
 	case e.Err != nil:
 		b.WriteString(e.Err.Error())
 	default:

@@ -32,17 +32,24 @@ func (e *TransactionError) Error() string {
 		b.WriteString(strconv.Itoa(e.Index))
 	}
 	b.WriteString(": ")
-	b.WriteString(strconv.Itoa(e.StatusCode))
-	if t := http.StatusText(e.StatusCode); t != "" {
+	WriteStatus(&b, e.StatusCode, e.Code)
+	return b.String()
+}
+
+// WriteStatus writes an HTTP status and the service's error code as
+// "409 Conflict (EntityAlreadyExists)": the status text and the code are
+// left out when unknown or empty.
+func WriteStatus(b *strings.Builder, status int, code string) {
+	b.WriteString(strconv.Itoa(status))
+	if t := http.StatusText(status); t != "" {
 		b.WriteByte(' ')
 		b.WriteString(t)
 	}
-	if e.Code != "" {
+	if code != "" {
 		b.WriteString(" (")
-		b.WriteString(e.Code)
+		b.WriteString(code)
 		b.WriteByte(')')
 	}
-	return b.String()
 }
 
 // Unwrap returns the *azcore.ResponseError.

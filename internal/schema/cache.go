@@ -79,9 +79,17 @@ func (c *nameCache) store(key string, top bool, seg []byte, hash uint64) {
 	s.top, s.hash = top, hash
 }
 
-// dayCache remembers the date of the last time formatted, so formatting
-// another time of the same UTC day costs a few divisions.
+// dayCache remembers the dates of the last two days formatted, so
+// formatting another time of one of them costs a few divisions. Two,
+// because a record's Time and a time field are often of different days (a
+// field holding a start or a deadline): with one, each would evict the
+// other, record after record.
 type dayCache struct {
+	days [2]cachedDay
+	next uint8 // the slot the next miss fills
+}
+
+type cachedDay struct {
 	ok  bool
 	lo  int64    // Unix second of the day's start
 	ymd [11]byte // "2006-01-02T"
@@ -89,15 +97,20 @@ type dayCache struct {
 
 // appendTime7 is appendTime7 with the day's date cached. The year must be
 // 1..9999 (see dateTimeInRange).
-func (d *dayCache) appendTime7(dst []byte, t time.Time) []byte {
+func (c *dayCache) appendTime7(dst []byte, t time.Time) []byte {
 	sec := t.Unix()
-	if !d.ok || sec < d.lo || sec-d.lo >= 86400 {
-		u := t.UTC()
-		hh, mm, ss := u.Clock()
-		d.lo = sec - int64(hh*3600+mm*60+ss)
-		var tmp [28]byte
-		copy(d.ymd[:], appendTime7(tmp[:0], u))
-		d.ok = true
+	d := &c.days[0]
+	if !d.has(sec) {
+		if d = &c.days[1]; !d.has(sec) {
+			d = &c.days[c.next]
+			c.next ^= 1
+			u := t.UTC()
+			hh, mm, ss := u.Clock()
+			d.lo = sec - int64(hh*3600+mm*60+ss)
+			var tmp [28]byte
+			copy(d.ymd[:], appendTime7(tmp[:0], u))
+			d.ok = true
+		}
 	}
 	sod := int(sec - d.lo)
 	var b [28]byte
@@ -120,3 +133,5 @@ func (d *dayCache) appendTime7(dst []byte, t time.Time) []byte {
 	b[27] = 'Z'
 	return append(dst, b[:]...)
 }
+
+func (d *cachedDay) has(sec int64) bool { return d.ok && sec >= d.lo && sec-d.lo < 86400 }

@@ -255,6 +255,9 @@ func TestDayCacheAppendTime7(t *testing.T) {
 		time.Date(1969, 12, 31, 23, 59, 59, 500, time.UTC), time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(1601, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
 		base.In(time.FixedZone("x", -7*3600)), base.Add(-48 * time.Hour),
+		// Two days alternating (both cached), then a third (evicting one).
+		base, base.Add(-48 * time.Hour), base.Add(-time.Hour), base.Add(-47 * time.Hour),
+		base.Add(24 * time.Hour), base.Add(-48 * time.Hour), base, base.Add(25 * time.Hour),
 	} {
 		if got, want := string(d.appendTime7(nil, ts)), ts.UTC().Format(timeLayout); got != want {
 			t.Errorf("dayCache.appendTime7(%v) = %s, want %s", ts, got, want)

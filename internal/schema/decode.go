@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Entity is a log entity read back: the system columns and the fields under
@@ -51,12 +52,33 @@ type member struct {
 }
 
 // column is one property that is part of a text system column or of a
-// field: its base name, continuation index and decoded value.
+// field: its base name, continuation index and value: text for a system
+// column (no boxing), any for a field.
 type column struct {
-	base  string
-	sys   int // index in sysColumns + 1; 0 for a field
-	chunk int
-	val   any
+	base   string
+	sys    int // index in sysColumns + 1; 0 for a field
+	chunk  int
+	isText bool   // the value is text (always for a system column)
+	text   string // then: the text, not yet copied out of the entity's JSON
+	val    any    // else: the field's value
+}
+
+// arena holds the copies of one entity's strings in one allocation, sized
+// up front, so the strings it hands out never move; a string that does not
+// fit gets memory of its own. The strings of one Entity share it: keeping
+// one of them keeps the entity's strings (never its JSON text) alive.
+type arena struct{ b []byte }
+
+func (a *arena) clone(s string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	if len(a.b)+len(s) > cap(a.b) {
+		return strings.Clone(s)
+	}
+	start := len(a.b)
+	a.b = append(a.b, s...)
+	return unsafe.String(&a.b[start], len(s))
 }
 
 // sysColumns are the text system columns, which may have continuation
@@ -75,7 +97,10 @@ const odataType = "@odata.type"
 // same result.
 func Decode(raw []byte) (Entity, error) {
 	var buf [64]member
-	src := string(raw)
+	// src is raw itself, not a copy: every string the Entity holds is
+	// copied out of it (arena.clone, DecodeName, encoding/json), so
+	// nothing of raw is retained (TestDecodeRetainsNoText).
+	src := unsafe.String(unsafe.SliceData(raw), len(raw))
 	ms, ok := scanObject(src, buf[:0])
 	if ok {
 		ok = !hasDuplicate(ms)
@@ -94,52 +119,85 @@ func Decode(raw []byte) (Entity, error) {
 }
 
 // assemble builds the Entity from the members of its JSON object, which
-// are well-formed JSON values under distinct names.
+// are well-formed JSON values under distinct names: the scalar system
+// columns go straight into it, the text system columns and the fields are
+// collected, sorted (system columns first, then fields by base name, each
+// name's columns by continuation index) and joined.
 func assemble(ms []member) Entity {
 	var ent Entity
 	var tbuf [64]string
 	types := annotations(ms, tbuf[:0])
 	var cbuf [64]column
-	cols := cbuf[:0]
-	nfields := 0
+	cols, nfields, size, chunked := columns(&ent, ms, types, cbuf[:0])
+	// Without continuation columns every name is a column of its own and
+	// the order only matters where two fields' keys collide: the system
+	// columns are moved to the front, the fields taken as they come, and
+	// sorted only when fields finds a collision.
+	ordered := slices.IsSortedFunc(cols, compareColumns)
+	switch {
+	case ordered:
+	case chunked:
+		slices.SortFunc(cols, compareColumns)
+		ordered = true
+	default:
+		systemFirst(cols)
+	}
+	a := arena{b: make([]byte, 0, size)}
+	ent.PartitionKey, ent.RowKey = a.clone(ent.PartitionKey), a.clone(ent.RowKey)
+	nsys, extra, names := systemText(&ent, cols, &a)
+	if nfields > 0 {
+		ent.Fields = make(map[string]any, nfields)
+		if !fields(ent.Fields, cols[nsys:], names, &a, ordered) {
+			clear(ent.Fields)
+			slices.SortFunc(cols[nsys:], compareColumns)
+			fields(ent.Fields, cols[nsys:], names, &a, true)
+		}
+	}
+	if extra != "" {
+		ent.Fields = extraFields(ent.Fields, extra)
+	}
+	if len(ent.Fields) == 0 {
+		ent.Fields = nil
+	}
+	return ent
+}
+
+// columns sets ent's scalar system columns (keys, times, Severity,
+// Truncated) from ms and appends the other properties to cols: the text
+// system columns and their continuations, decoded as text, and the fields,
+// decoded by type. Texts, the keys included, are not copied yet: size is
+// what their copies take at the most, with the fields' names. nfields
+// counts the fields' columns.
+func columns(ent *Entity, ms []member, types []string, cols []column) (_ []column, nfields, size int, chunked bool) {
 	for i := range ms {
-		k := ms[i].key
+		k, raw, edm := ms[i].key, ms[i].val, types[i]
 		if strings.IndexByte(k, '@') >= 0 || strings.HasPrefix(k, "odata.") {
 			continue
 		}
-		if (k == ColTimestamp || k == ColTime) && types[i] == "" && ms[i].val[0] == '"' {
-			// Unannotated (Azurite's Timestamp): what asTime makes of the
-			// string, without a copy of it.
-			t := parseTime(unquote(ms[i].val))
-			if k == ColTime {
-				ent.Time = t
-			} else {
-				ent.Timestamp = t
-			}
-			continue
-		}
-		v := decodeValue(ms[i].val, types[i])
 		switch k {
 		case ColPartitionKey:
-			ent.PartitionKey, _ = v.(string)
+			ent.PartitionKey, _ = decodeText(raw, edm)
+			size += len(ent.PartitionKey)
 			continue
 		case ColRowKey:
-			ent.RowKey, _ = v.(string)
+			ent.RowKey, _ = decodeText(raw, edm)
+			size += len(ent.RowKey)
 			continue
 		case ColTimestamp:
-			ent.Timestamp = asTime(v)
+			ent.Timestamp = decodeTime(raw, edm)
 			continue
 		case ColTime:
-			ent.Time = asTime(v)
+			ent.Time = decodeTime(raw, edm)
 			continue
 		case ColSeverity:
-			ent.Severity = int(asInt(v))
+			ent.Severity = int(decodeInt(raw, edm))
 			continue
 		case ColTruncated:
-			ent.Truncated = int(asInt(v))
+			ent.Truncated = int(decodeInt(raw, edm))
 			continue
 		}
 		base, n := splitChunk(k)
+		chunked = chunked || n != 0
 		sys := 0
 		for j, c := range sysColumns {
 			if base == c {
@@ -147,38 +205,70 @@ func assemble(ms []member) Entity {
 				break
 			}
 		}
-		if sys == 0 {
-			nfields++
-		}
-		cols = append(cols, column{base: base, sys: sys, chunk: n, val: v})
-	}
-	// System columns first, then fields by base name, each name's columns
-	// by continuation index.
-	cmp := func(a, b column) int {
-		if a.sys != b.sys {
-			if a.sys == 0 || b.sys == 0 {
-				return b.sys - a.sys
+		if sys != 0 {
+			t, _ := decodeText(raw, edm)
+			if base != ColExtra && base != ColNames { // parsed, not kept
+				size += len(t)
 			}
-			return a.sys - b.sys
+			cols = append(cols, column{base: base, sys: sys, chunk: n, isText: true, text: t})
+			continue
 		}
-		if c := strings.Compare(a.base, b.base); c != 0 {
-			return c
+		nfields++
+		size += len(base)
+		if t, ok := decodeText(raw, edm); ok {
+			size += len(t)
+			cols = append(cols, column{base: base, chunk: n, isText: true, text: t})
+			continue
 		}
-		return a.chunk - b.chunk
+		cols = append(cols, column{base: base, chunk: n, val: decodeValue(raw, edm)})
 	}
-	if !slices.IsSortedFunc(cols, cmp) {
-		slices.SortFunc(cols, cmp)
+	return cols, nfields, size, chunked
+}
+
+// systemFirst moves the system columns to the front of cols.
+func systemFirst(cols []column) {
+	n := 0
+	for i := range cols {
+		if cols[i].sys != 0 {
+			cols[n], cols[i] = cols[i], cols[n]
+			n++
+		}
 	}
-	var names map[string][]string
-	var extra string
-	i := 0
-	for ; i < len(cols) && cols[i].sys != 0; i++ {
-		j := i + 1
-		for j < len(cols) && cols[j].sys == cols[i].sys {
+}
+
+// compareColumns orders system columns first (in sysColumns' order), then
+// fields by base name, each name's columns by continuation index.
+func compareColumns(a, b column) int {
+	if a.sys != b.sys {
+		if a.sys == 0 || b.sys == 0 {
+			return b.sys - a.sys
+		}
+		return a.sys - b.sys
+	}
+	if c := strings.Compare(a.base, b.base); c != 0 {
+		return c
+	}
+	return a.chunk - b.chunk
+}
+
+// systemText sets ent's text system columns from the sorted cols, each
+// joined with its continuations (copied into a), and returns how many
+// columns they took, the Extra column's text (not copied: it is parsed
+// only) and the Names column's map.
+func systemText(ent *Entity, cols []column, a *arena) (n int, extra string, names map[string][]string) {
+	for n < len(cols) && cols[n].sys != 0 {
+		j := n + 1
+		for j < len(cols) && cols[j].sys == cols[n].sys {
 			j++
 		}
-		s := text(cols[i:j])
-		switch cols[i].base {
+		s := text(cols[n:j])
+		switch cols[n].base {
+		case ColLevel, ColMsg, ColLogger, ColCaller, ColStack:
+			if j == n+1 {
+				s = a.clone(s) // else text made a copy
+			}
+		}
+		switch cols[n].base {
 		case ColLevel:
 			ent.Level = s
 		case ColMsg:
@@ -192,58 +282,83 @@ func assemble(ms []member) Entity {
 		case ColExtra:
 			extra = s
 		case ColNames:
-			if s != "" {
-				_ = json.Unmarshal([]byte(s), &names)
-			}
+			names = parseNames(s)
 		}
-		i = j - 1
+		n = j
 	}
-	if nfields > 0 {
-		ent.Fields = make(map[string]any, nfields)
+	return n, extra, names
+}
+
+// parseNames parses the Names column (shortened property name → original
+// path); nil for an empty or malformed one.
+func parseNames(s string) map[string][]string {
+	if s == "" {
+		return nil
 	}
-	for i < len(cols) {
+	var names map[string][]string
+	_ = json.Unmarshal([]byte(s), &names)
+	return names
+}
+
+// fields stores the field columns in m under their original paths: from
+// names for a shortened name, else DecodeName's. Texts and names are
+// copied into a. The columns are sorted by base name when ordered; when
+// not (each base then has a single column), fields stops and reports false
+// at the first key that collides, for the caller to sort and start again.
+func fields(m map[string]any, cols []column, names map[string][]string, a *arena, ordered bool) bool {
+	for i := 0; i < len(cols); {
 		j := i + 1
 		for j < len(cols) && cols[j].base == cols[i].base {
 			j++
 		}
 		base := cols[i].base
-		path, ok := names[base]
-		if !ok || len(path) == 0 {
-			if strings.IndexByte(base, '_') < 0 {
-				// A name without the escape character is itself
-				// (DecodeName's result, without its allocations).
-				path, ok = []string{strings.Clone(base)}, true
-			} else {
-				path, ok = DecodeName(base)
-			}
+		var v any
+		if j == i+1 && cols[i].isText {
+			v = a.clone(cols[i].text)
+		} else {
+			v = joinChunks(cols[i:j])
 		}
-		if !ok {
-			path = []string{strings.Clone(base)}
-		}
-		setPath(ent.Fields, path, joinChunks(cols[i:j]), false)
 		i = j
-	}
-	if extra != "" {
-		var items []struct {
-			K []string        `json:"k"`
-			V json.RawMessage `json:"v"`
+		var collided bool
+		if path, ok := names[base]; ok && len(path) > 0 {
+			collided = setPath(m, path, v, false)
+		} else if strings.IndexByte(base, '_') < 0 {
+			// A name without the escape character is itself
+			// (DecodeName's result, without its allocations).
+			collided = setKey(m, a.clone(base), v)
+		} else if path, ok := DecodeName(base); ok {
+			collided = setPath(m, path, v, false)
+		} else {
+			collided = setKey(m, a.clone(base), v)
 		}
-		if err := json.Unmarshal([]byte(extra), &items); err == nil {
-			for _, it := range items {
-				if len(it.K) == 0 {
-					continue
-				}
-				if ent.Fields == nil {
-					ent.Fields = map[string]any{}
-				}
-				setPath(ent.Fields, it.K, decodeJSONValue(it.V), true)
-			}
+		if collided && !ordered {
+			return false
 		}
 	}
-	if len(ent.Fields) == 0 {
-		ent.Fields = nil
+	return true
+}
+
+// extraFields adds the fields of the Extra column (a JSON array of
+// {"k": path, "v": value}) to m, creating it if needed, and returns it. A
+// malformed Extra column adds nothing.
+func extraFields(m map[string]any, extra string) map[string]any {
+	var items []struct {
+		K []string        `json:"k"`
+		V json.RawMessage `json:"v"`
 	}
-	return ent
+	if err := json.Unmarshal([]byte(extra), &items); err != nil {
+		return m
+	}
+	for _, it := range items {
+		if len(it.K) == 0 {
+			continue
+		}
+		if m == nil {
+			m = map[string]any{}
+		}
+		setPath(m, it.K, decodeJSONValue(it.V), true)
+	}
+	return m
 }
 
 // annotations returns the EDM type annotation of each member ("" when
@@ -319,30 +434,28 @@ func hasDuplicate(ms []member) bool {
 // columns, in order.
 func text(cs []column) string {
 	if len(cs) == 1 {
-		s, _ := cs[0].val.(string)
-		return s
+		return cs[0].text
 	}
 	var b strings.Builder
 	for _, c := range cs {
-		s, _ := c.val.(string)
-		b.WriteString(s)
+		b.WriteString(c.text)
 	}
 	return b.String()
 }
 
-// joinChunks joins a column and its continuation columns.
+// joinChunks joins a column and its continuation columns, in memory of
+// its own; a single column that is not text is returned as it is.
 func joinChunks(cs []column) any {
+	if cs[0].isText {
+		if len(cs) == 1 {
+			return strings.Clone(cs[0].text)
+		}
+		return text(cs) // a copy already
+	}
 	if len(cs) == 1 {
 		return cs[0].val
 	}
 	switch cs[0].val.(type) {
-	case string:
-		var b strings.Builder
-		for _, c := range cs {
-			s, _ := c.val.(string)
-			b.WriteString(s)
-		}
-		return b.String()
 	case []byte:
 		var b []byte
 		for _, c := range cs {
@@ -356,23 +469,32 @@ func joinChunks(cs []column) any {
 
 // setPath stores v at path in m, creating group maps. When the key is taken
 // (dup true) or a group name collides with a value, the key gets "#2", "#3"….
-func setPath(m map[string]any, path []string, v any, dup bool) {
+// It reports whether a key collided.
+func setPath(m map[string]any, path []string, v any, dup bool) (collided bool) {
 	for _, g := range path[:len(path)-1] {
 		sub, ok := m[g].(map[string]any)
 		if !ok {
 			if _, taken := m[g]; taken {
 				g = freeKey(m, g)
+				collided = true
 			}
 			sub = map[string]any{}
 			m[g] = sub
 		}
 		m = sub
 	}
-	k := path[len(path)-1]
-	if _, taken := m[k]; taken {
+	return setKey(m, path[len(path)-1], v) || collided
+}
+
+// setKey stores v under k in m, or under k+"#2", "#3"… when k is taken
+// (and then reports true).
+func setKey(m map[string]any, k string, v any) bool {
+	_, taken := m[k]
+	if taken {
 		k = freeKey(m, k)
 	}
 	m[k] = v
+	return taken
 }
 
 func freeKey(m map[string]any, k string) string {
@@ -389,39 +511,13 @@ func freeKey(m map[string]any, k string) string {
 // another JSON type than the annotation's is the type's zero value.
 func decodeValue(raw string, edm string) any {
 	c := raw[0]
-	num := c == '-' || c >= '0' && c <= '9'
 	switch edm {
 	case "Edm.Int64":
-		var n int64
-		var err error
-		switch {
-		case c == '"':
-			n, err = strconv.ParseInt(unquote(raw), 10, 64)
-		case num:
-			n, err = strconv.ParseInt(raw, 10, 64)
-		}
-		if err != nil {
-			n = 0
-		}
-		return n
+		return decodeInt64(raw)
 	case "Edm.Int32":
-		if num {
-			if n, err := strconv.ParseInt(raw, 10, 64); err == nil && n >= math.MinInt32 && n <= math.MaxInt32 {
-				return int32(n)
-			}
-		}
-		return int32(0)
+		return decodeInt32(raw)
 	case "Edm.Double":
-		switch {
-		case num:
-			if f, err := strconv.ParseFloat(raw, 64); err == nil {
-				return f
-			}
-		case c == '"':
-			f, _ := strconv.ParseFloat(unquote(raw), 64)
-			return f
-		}
-		return 0.0
+		return decodeDouble(raw)
 	case "Edm.DateTime":
 		return parseTime(stringValue(raw))
 	case "Edm.Binary":
@@ -439,7 +535,7 @@ func decodeValue(raw string, edm string) any {
 		return ""
 	}
 	switch {
-	case num:
+	case isNumber(c):
 		// An unannotated number is an Edm.Double or an Edm.Int32; the
 		// service may write an integral double without a decimal point, so
 		// the two cannot be told apart. tablelog writes every integer as
@@ -457,6 +553,106 @@ func decodeValue(raw string, edm string) any {
 		return nil
 	}
 	return decodeJSONValue([]byte(raw))
+}
+
+// isNumber reports whether c starts a JSON number.
+func isNumber(c byte) bool { return c == '-' || c >= '0' && c <= '9' }
+
+// decodeInt64 is decodeValue for Edm.Int64: a number or a decimal string.
+func decodeInt64(raw string) int64 {
+	var n int64
+	var err error
+	switch c := raw[0]; {
+	case c == '"':
+		n, err = strconv.ParseInt(unquote(raw), 10, 64)
+	case isNumber(c):
+		n, err = strconv.ParseInt(raw, 10, 64)
+	}
+	if err != nil {
+		n = 0
+	}
+	return n
+}
+
+// decodeInt32 is decodeValue for Edm.Int32.
+func decodeInt32(raw string) int32 {
+	if isNumber(raw[0]) {
+		if n, err := strconv.ParseInt(raw, 10, 64); err == nil && n >= math.MinInt32 && n <= math.MaxInt32 {
+			return int32(n)
+		}
+	}
+	return 0
+}
+
+// decodeDouble is decodeValue for Edm.Double: a number or a string
+// ("NaN", "Infinity", …).
+func decodeDouble(raw string) float64 {
+	switch c := raw[0]; {
+	case isNumber(c):
+		if f, err := strconv.ParseFloat(raw, 64); err == nil {
+			return f
+		}
+	case c == '"':
+		f, _ := strconv.ParseFloat(unquote(raw), 64)
+		return f
+	}
+	return 0
+}
+
+// decodeText returns the string decodeValue would, and ok true, when
+// decodeValue returns a string; else "" and false (what a key or a text
+// system column then holds). The string may be part of raw: copy it to
+// keep it.
+func decodeText(raw, edm string) (_ string, ok bool) {
+	switch edm {
+	case "Edm.Int64", "Edm.Int32", "Edm.Double", "Edm.DateTime", "Edm.Binary", "Edm.Boolean":
+		return "", false
+	case "Edm.Guid", "Edm.String":
+		if raw[0] != '"' {
+			return "", true
+		}
+	}
+	if raw[0] != '"' {
+		return "", false
+	}
+	return unquote(raw), true
+}
+
+// decodeTime is what decodeValue's result becomes as the Time or Timestamp
+// column: an Edm.DateTime or text parsed as a time, the zero time for
+// anything else.
+func decodeTime(raw, edm string) time.Time {
+	switch edm {
+	case "Edm.DateTime":
+		return parseTime(stringValue(raw))
+	case "Edm.Int64", "Edm.Int32", "Edm.Double", "Edm.Binary", "Edm.Boolean":
+		return time.Time{}
+	}
+	if raw[0] != '"' {
+		return time.Time{}
+	}
+	return parseTime(unquote(raw))
+}
+
+// decodeInt is what decodeValue's result becomes as the Severity or
+// Truncated column: an integer or a double's integer part, 0 for anything
+// else.
+func decodeInt(raw, edm string) int64 {
+	switch edm {
+	case "Edm.Int64":
+		return decodeInt64(raw)
+	case "Edm.Int32":
+		return int64(decodeInt32(raw))
+	case "Edm.Double":
+		return int64(decodeDouble(raw))
+	case "Edm.DateTime", "Edm.Binary", "Edm.Boolean", "Edm.Guid", "Edm.String":
+		return 0
+	}
+	if isNumber(raw[0]) { // unannotated (or an unknown annotation): a double
+		f, _ := strconv.ParseFloat(raw, 64)
+		return int64(f)
+	}
+	return 0
 }
 
 // stringValue is the string a JSON string value holds, "" for any other value.
@@ -555,26 +751,4 @@ func numbers(v any) any {
 		}
 	}
 	return v
-}
-
-func asTime(v any) time.Time {
-	switch x := v.(type) {
-	case time.Time:
-		return x
-	case string:
-		return parseTime(x)
-	}
-	return time.Time{}
-}
-
-func asInt(v any) int64 {
-	switch x := v.(type) {
-	case int32:
-		return int64(x)
-	case int64:
-		return x
-	case float64:
-		return int64(x)
-	}
-	return 0
 }

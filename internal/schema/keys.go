@@ -150,11 +150,26 @@ func ParsePartitionKey(pk string) (service string, day time.Time, shard int, err
 	if len(rest) < 10 || rest[len(rest)-9] != '_' {
 		return "", time.Time{}, 0, fmt.Errorf("tablelog: %q is not a <service>_<yyyyMMdd> partition key", pk)
 	}
-	day, err = time.Parse(DayLayout, rest[len(rest)-8:])
-	if err != nil {
+	day, ok := parseDay(rest[len(rest)-8:])
+	if !ok {
 		return "", time.Time{}, 0, fmt.Errorf("tablelog: %q is not a <service>_<yyyyMMdd> partition key", pk)
 	}
 	return rest[:len(rest)-9], day, shard, nil
+}
+
+// parseDay parses a day as time.Parse(DayLayout, s) does (UTC), without
+// its cost: readers parse the PartitionKey of every entity.
+func parseDay(s string) (time.Time, bool) {
+	if len(s) != 8 {
+		return time.Time{}, false
+	}
+	y, ok1 := digits(s[:4])
+	m, ok2 := digits(s[4:6])
+	d, ok3 := digits(s[6:])
+	if !ok1 || !ok2 || !ok3 || m < 1 || m > 12 || d < 1 || d > daysIn(time.Month(m), y) {
+		return time.Time{}, false
+	}
+	return time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC), true
 }
 
 func lastUnderscore(s string) int {

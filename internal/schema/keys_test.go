@@ -229,3 +229,16 @@ func TestRowKeyRangeBeyondTheLastKeyTime(t *testing.T) {
 		}
 	}
 }
+
+// TestParseDayMatchesTimeParse: the hand-written day parser accepts and
+// rejects exactly what time.Parse(DayLayout) does.
+func TestParseDayMatchesTimeParse(t *testing.T) {
+	for _, s := range []string{"20261125", "00000101", "99991231", "20240229", "20230229", "21000229", "20000229",
+		"20261301", "20260001", "20261100", "20261131", "2026112", "202611255", "2026-1-1", "+0261125", "2026112x", "        "} {
+		want, werr := time.Parse(DayLayout, s)
+		got, ok := parseDay(s)
+		if ok != (werr == nil) || ok && !got.Equal(want) {
+			t.Errorf("parseDay(%q) = %v, %v; time.Parse: %v, %v", s, got, ok, want, werr)
+		}
+	}
+}
