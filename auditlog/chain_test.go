@@ -228,20 +228,7 @@ func TestUnknownOutcomeRetries(t *testing.T) {
 	for range 2 {
 		ws = append(ws, newWriter(t, p.Table(t, name), Options{Key: key}))
 	}
-	var got []Event
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for i, w := range ws {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			evs := record(t, w, 400, 16, func(j int) Event { return ev(i*1000 + j) })
-			mu.Lock()
-			got = append(got, evs...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	got := recordEach(t, ws, 400)
 	st := p.Stats()
 	t.Logf("proxy faults %v; writers %+v %+v", st.Faults, ws[0].Stats(), ws[1].Stats())
 	if st.Faults[azurite.FaultDropAfterCommit] == 0 {

@@ -2,7 +2,6 @@ package auditlog
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -37,20 +36,7 @@ func TestCompatAztablesChain(t *testing.T) {
 		// ReadTable of the caller's (readOnlyTable makes tablelog.Clients).
 		ws = append(ws, newSDKWriter(t, e.Table(t, name), Options{Key: key}))
 	}
-	var got []Event
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for i, w := range ws {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			evs := record(t, w, 300, 16, func(j int) Event { return ev(i*1000 + j) })
-			mu.Lock()
-			got = append(got, evs...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	got := recordEach(t, ws, 300)
 	for _, w := range ws {
 		if st := w.Stats(); st.Events != 300 || st.Transactions >= 300 {
 			t.Fatalf("stats %+v: want 300 events in fewer transactions", st)

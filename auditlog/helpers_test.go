@@ -103,6 +103,25 @@ func events(t testing.TB, c *aztables.Client) []schema.AuditRecord {
 
 // record calls Record n times from g goroutines; an error fails the test
 // (with t.Error: record may run outside the test's goroutine).
+// recordEach records n events through each writer at once (16 goroutines
+// each; writer i's events are ev(i*1000+j)) and returns all of them.
+func recordEach(t testing.TB, ws []*Writer, n int) []Event {
+	t.Helper()
+	var got []Event
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		wg.Go(func() {
+			evs := record(t, w, n, 16, func(j int) Event { return ev(i*1000 + j) })
+			mu.Lock()
+			got = append(got, evs...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return got
+}
+
 func record(t testing.TB, w *Writer, n, g int, mk func(i int) Event) []Event {
 	t.Helper()
 	out := make([]Event, n)
