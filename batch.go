@@ -75,14 +75,19 @@ func (c *Client) SubmitTransaction(ctx context.Context, actions []aztables.Trans
 		c.bufs.Put(buf)
 		return aztables.TransactionResponse{}, err
 	}
-	body := &batchBody{b: buf.Bytes()}
-	defer body.release(c, buf)
-	if err := req.SetBody(body, c.bounds.contentType); err != nil {
+	if err := setMemBody(req, buf.Bytes(), c.bounds.contentType); err != nil {
 		return aztables.TransactionResponse{}, err
 	}
 	resp, err := c.do(req, http.StatusAccepted, http.StatusNoContent)
 	if err != nil {
 		return aztables.TransactionResponse{}, err
+	}
+	// The service answers 202 only once it has read the whole body, so
+	// the transport is done with buf: it can be reused. After any other
+	// outcome the transport may still be reading it (a request refused
+	// early, a cancelled one); then it is left to the garbage collector.
+	if resp.StatusCode == http.StatusAccepted && buf.Cap() <= 8<<20 {
+		c.bufs.Put(buf)
 	}
 	payload, err := runtime.Payload(resp)
 	if err != nil {

@@ -28,8 +28,11 @@ const (
 )
 
 // ClientOptions configure a Client. A nil *ClientOptions, and every zero
-// field, means azcore's defaults: its HTTP transport, logging and
-// telemetry policies.
+// field, means azcore's defaults: its logging and telemetry policies, and
+// its HTTP transport's settings with one change: a 128 KiB write buffer per
+// connection, so a transaction's body is written from one buffer (with
+// azcore's transport, net/http allocates a 32 KiB copy buffer for every
+// request). A Transport set here is used as it is.
 //
 // Retries: reads (queries, GetEntity) and CreateTable are retried by
 // azcore's retry policy as configured in ClientOptions.Retry (by default 3
@@ -101,6 +104,9 @@ func newClientParts(base, table, sas string, auth policy.Policy, options *Client
 	if options != nil {
 		o = options.ClientOptions
 	}
+	if o.Transport == nil {
+		o.Transport = defaultTransport
+	}
 	plOpts := runtime.PipelineOptions{
 		AllowedQueryParameters: []string{"$filter", "$select", "$top", "$format", "NextPartitionKey", "NextRowKey", "sv", "ss", "srt", "sp", "se", "st", "spr", "tn"},
 		AllowedHeaders:         []string{"x-ms-continuation-NextPartitionKey", "x-ms-continuation-NextRowKey", "Prefer", "Preference-Applied", "DataServiceVersion", "x-ms-error-code"},
@@ -109,6 +115,7 @@ func newClientParts(base, table, sas string, auth policy.Policy, options *Client
 	if auth != nil {
 		plOpts.PerRetry = append(plOpts.PerRetry, auth)
 	}
+	plOpts.PerRetry = append(plOpts.PerRetry, policyFunc(memBodyPolicy))
 	c := &Client{
 		pl:     runtime.NewPipeline(moduleName, moduleVersion, plOpts, &o),
 		base:   base,
@@ -254,7 +261,7 @@ func (c *Client) AddEntity(ctx context.Context, entity []byte, options *aztables
 		return aztables.AddEntityResponse{}, err
 	}
 	req.Raw().Header["Prefer"] = []string{"return-no-content"}
-	if err := req.SetBody(nopCloser{bytes.NewReader(entity)}, "application/json"); err != nil {
+	if err := setMemBody(req, entity, "application/json"); err != nil {
 		return aztables.AddEntityResponse{}, err
 	}
 	resp, err := c.do(req, http.StatusCreated, http.StatusNoContent)
@@ -328,54 +335,33 @@ type nopCloser struct{ io.ReadSeeker }
 
 func (nopCloser) Close() error { return nil }
 
-// batchBody is a $batch request body over a pooled buffer. The buffer
-// goes back to the pool only when the body was read to its end: azcore's
-// retry policy closes a body when the call returns, but a transport may
-// still be writing it then (a cancelled request, an early answer), and a
-// buffer reused under it would race. A body left unread is left to the
-// garbage collector instead.
-type batchBody struct {
-	b   []byte
-	off atomic.Int64 // written by the transport's Read, read by release
+// memBody is the operation value that carries a request body held in
+// memory to the memBodyPolicy.
+type memBody struct{ b []byte }
+
+// setMemBody sets b as req's body, to be handed to net/http as the bytes it
+// is (see memBodyPolicy).
+func setMemBody(req *policy.Request, b []byte, contentType string) error {
+	if err := req.SetBody(nopCloser{bytes.NewReader(b)}, contentType); err != nil {
+		return err
+	}
+	req.SetOperationValue(&memBody{b: b})
+	return nil
 }
 
-func (r *batchBody) Read(p []byte) (int, error) {
-	off := r.off.Load()
-	if off >= int64(len(r.b)) {
-		return 0, io.EOF
+// memBodyPolicy gives net/http a request body set by setMemBody as an
+// io.NopCloser over a *bytes.Reader, a reader it knows to be in memory,
+// instead of azcore's retry wrapper. net/http then writes the headers and
+// the body through the connection's write buffer in one write call (see
+// writeBufferSize); behind a wrapper it flushes the headers alone and
+// copies the body through a fresh 32 KiB buffer. It runs once per try,
+// after the retry policy wrapped the body.
+func memBodyPolicy(req *policy.Request) (*http.Response, error) {
+	var mb *memBody
+	if req.OperationValue(&mb) && mb != nil {
+		req.Raw().Body = io.NopCloser(bytes.NewReader(mb.b))
 	}
-	n := copy(p, r.b[off:])
-	r.off.Add(int64(n))
-	return n, nil
-}
-
-func (r *batchBody) Seek(offset int64, whence int) (int64, error) {
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = r.off.Load() + offset
-	case io.SeekEnd:
-		abs = int64(len(r.b)) + offset
-	default:
-		return 0, errors.New("tablelog: invalid whence")
-	}
-	if abs < 0 {
-		return 0, errors.New("tablelog: negative position")
-	}
-	r.off.Store(abs)
-	return abs, nil
-}
-
-func (r *batchBody) Close() error { return nil }
-
-// release returns buf to the client's pool if the transport read the whole
-// body.
-func (r *batchBody) release(c *Client, buf *bytes.Buffer) {
-	if r.off.Load() == int64(len(r.b)) && buf.Cap() <= 8<<20 {
-		c.bufs.Put(buf)
-	}
+	return req.Next()
 }
 
 // pageBody carries a query page's body out of the pipeline: sizedDownload
