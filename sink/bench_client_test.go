@@ -80,7 +80,7 @@ func clientSink(b *testing.B, tbl Table) *Sink {
 
 // offeredRate is the load the client benchmarks offer: 100,000 records/s,
 // five times what one Azure storage account accepts (20,000 entities/s)
-// and about a third of what a Sink with a tablelog.Client drains on a
+// and about a fifth of what a Sink with a tablelog.Client drains on a
 // 2-core machine (BenchmarkClientThroughput), so the background writers
 // run all the time beside the logging goroutine without the buffer
 // filling. At saturation (rate 0: as fast as the loop goes) the buffer
