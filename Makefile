@@ -14,6 +14,7 @@ FUZZTIME  ?= 10s
 ## test: install what is missing, then vet, gofmt and go.mod checks, race tests, short fuzz runs
 test: azurite chromium vet fmt-check tidy-check build
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -run 'Allocations$$' .
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
 azurite: $(AZ_STAMP)
