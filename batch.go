@@ -61,18 +61,14 @@ func (c *Client) SubmitTransaction(ctx context.Context, actions []aztables.Trans
 	if len(actions) == 0 {
 		return aztables.TransactionResponse{}, errEmptyTransaction
 	}
-	buf, _ := c.bufs.Get().(*bytes.Buffer)
-	if buf == nil {
-		buf = new(bytes.Buffer)
-	}
-	buf.Reset()
+	buf := c.batchBuffer(actions)
 	if err := c.writeBatch(buf, actions); err != nil {
-		c.bufs.Put(buf)
+		c.freeBatchBuffer(buf)
 		return aztables.TransactionResponse{}, err
 	}
 	req, err := c.newRequest(noRetry(ctx), http.MethodPost, c.withSAS(c.batch, ""))
 	if err != nil {
-		c.bufs.Put(buf)
+		c.freeBatchBuffer(buf)
 		return aztables.TransactionResponse{}, err
 	}
 	if err := setMemBody(req, buf.Bytes(), c.bounds.contentType); err != nil {
@@ -86,8 +82,8 @@ func (c *Client) SubmitTransaction(ctx context.Context, actions []aztables.Trans
 	// the transport is done with buf: it can be reused. After any other
 	// outcome the transport may still be reading it (a request refused
 	// early, a cancelled one); then it is left to the garbage collector.
-	if resp.StatusCode == http.StatusAccepted && buf.Cap() <= 8<<20 {
-		c.bufs.Put(buf)
+	if resp.StatusCode == http.StatusAccepted {
+		c.freeBatchBuffer(buf)
 	}
 	payload, err := runtime.Payload(resp)
 	if err != nil {
@@ -104,6 +100,45 @@ func (c *Client) SubmitTransaction(ctx context.Context, actions []aztables.Trans
 		}
 	}
 	return aztables.TransactionResponse{}, nil
+}
+
+// maxFreeBatchBuffers is how many $batch body buffers a Client keeps for
+// reuse (one per concurrent transaction: the sink runs 4 writers by
+// default); maxFreeBatchBytes the largest it keeps (a 4 MiB transaction
+// with room to spare).
+const (
+	maxFreeBatchBuffers = 8
+	maxFreeBatchBytes   = 8 << 20
+)
+
+// batchBuffer returns an empty buffer with room for the body of actions:
+// a kept one, or a new one sized once (no doubling from small sizes).
+func (c *Client) batchBuffer(actions []aztables.TransactionAction) *bytes.Buffer {
+	n := len(c.bounds.head) + 64
+	for i := range actions {
+		n += len(c.bounds.opHead) + len(c.tblURL) + len(actions[i].Entity) + 256
+	}
+	var buf *bytes.Buffer
+	select {
+	case buf = <-c.bufs:
+		buf.Reset()
+	default:
+		buf = new(bytes.Buffer)
+	}
+	buf.Grow(n)
+	return buf
+}
+
+// freeBatchBuffer keeps buf for reuse, unless enough are kept or it is
+// too big. The transport must be done with it.
+func (c *Client) freeBatchBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > maxFreeBatchBytes {
+		return
+	}
+	select {
+	case c.bufs <- buf:
+	default:
+	}
 }
 
 // writeBatch appends the multipart body of actions to buf.

@@ -1,6 +1,7 @@
 package tablelog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -125,5 +126,34 @@ func TestBatchWriteAllocations(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if per := (after.TotalAlloc - before.TotalAlloc) / n; per >= 24<<10 {
 		t.Fatalf("a 100-entity transaction allocated %d bytes a round trip, want < 24 KiB", per)
+	}
+}
+
+// TestBatchBufferSurvivesGC: the $batch body buffer a transaction
+// returns is reused by the next one even after garbage collections (a
+// busy logger's process runs many a second; a sync.Pool would drop it),
+// and one too big to keep is not kept.
+func TestBatchBufferSurvivesGC(t *testing.T) {
+	c, err := NewClientWithNoCredential("http://127.0.0.1:1/acct/logs", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := []aztables.TransactionAction{{ActionType: aztables.TransactionTypeAdd, Entity: []byte(`{"PartitionKey":"p","RowKey":"r"}`)}}
+	b := c.batchBuffer(acts)
+	b.WriteString("left over")
+	c.freeBatchBuffer(b)
+	runtime.GC()
+	runtime.GC()
+	got := c.batchBuffer(acts)
+	if got != b {
+		t.Fatal("the kept buffer was not reused after two garbage collections")
+	}
+	if got.Len() != 0 {
+		t.Fatalf("a reused buffer holds %d bytes, want it empty", got.Len())
+	}
+	big := bytes.NewBuffer(make([]byte, 0, maxFreeBatchBytes+1))
+	c.freeBatchBuffer(big)
+	if again := c.batchBuffer(acts); again == big {
+		t.Fatal("a buffer over maxFreeBatchBytes was kept")
 	}
 }

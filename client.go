@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -63,7 +62,10 @@ type Client struct {
 	batch   string // base/$batch
 	tblPath string // the table's URL path segment, escaped
 	bounds  boundaries
-	bufs    sync.Pool // *bytes.Buffer of $batch bodies
+	// bufs holds $batch body buffers for reuse. Unlike a sync.Pool it
+	// survives garbage collections, which a busy logger triggers many
+	// times a second: each would otherwise cost a fresh ~100 KB buffer.
+	bufs chan *bytes.Buffer
 	// pageHint is the size of the last query page read: the next page's
 	// buffer is allocated at about that size when the response does not
 	// state its length.
@@ -123,6 +125,7 @@ func newClientParts(base, table, sas string, auth policy.Policy, options *Client
 		sas:    sas,
 		cosmos: isCosmos(base),
 		bounds: newBoundaries(),
+		bufs:   make(chan *bytes.Buffer, maxFreeBatchBuffers),
 	}
 	c.tblPath = url.PathEscape(table)
 	c.tblURL = base + "/" + c.tblPath

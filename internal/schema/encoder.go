@@ -54,6 +54,7 @@ type Encoder struct {
 	plens  []int    // len(prefix) before each open group
 	groups []string // the open groups' raw names
 	hashes []uint64 // property names written, for duplicate detection
+	bloom  uint64   // bit h%64 set for every h in hashes: most misses skip the scan
 	nprops int      // custom properties written
 	size   int      // Azure's size accounting
 	extra  []byte   // Extra items, comma separated
@@ -124,6 +125,7 @@ func (e *Encoder) reset() {
 	e.plens = e.plens[:0]
 	e.groups = e.groups[:0]
 	e.hashes = e.hashes[:0]
+	e.bloom = 0
 	e.nprops, e.size = 0, 0
 	e.extra = e.extra[:0]
 	e.names = e.names[:0]
@@ -164,7 +166,7 @@ func (e *Encoder) AppendFragment(f Fragment) {
 		if !e.keyed {
 			e.cols = append(e.cols, fragCol{start: len(e.buf) - (c.end - c.start), end: len(e.buf), hash: c.hash, size: c.size, props: c.props})
 		}
-		e.hashes = append(e.hashes, c.hash)
+		e.addHash(c.hash)
 		e.nprops += c.props
 		e.size += c.size
 	}

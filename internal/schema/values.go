@@ -62,11 +62,21 @@ func (e *Encoder) begin(key string, follow bool) bool {
 	if e.seen(h) {
 		return false
 	}
-	e.hashes = append(e.hashes, h)
+	e.addHash(h)
 	return true
 }
 
+// addHash records a property name's hash for seen.
+func (e *Encoder) addHash(h uint64) {
+	e.hashes = append(e.hashes, h)
+	e.bloom |= 1 << (h & 63)
+}
+
+// seen reports whether a property name with hash h was written.
 func (e *Encoder) seen(h uint64) bool {
+	if e.bloom&(1<<(h&63)) == 0 {
+		return false
+	}
 	for _, x := range e.hashes {
 		if x == h {
 			return true
@@ -390,7 +400,7 @@ func (e *Encoder) Bytes(key string, b []byte) {
 				return
 			}
 			if !e.keyed {
-				e.hashes = append(e.hashes, fnv64(e.name))
+				e.addHash(fnv64(e.name))
 			}
 		}
 		n := len(b)
