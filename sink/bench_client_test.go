@@ -121,7 +121,7 @@ func pacedLoop(b *testing.B, rate int, log func()) (callNs float64) {
 // and prints the two comparisons against the baseline (res[0]).
 func clientBench(b *testing.B, name, baseline string, target float64, rate int, base func() func(), sink func(Table) func()) {
 	cs := instantEndpoint(b)
-	var res [3][]benchResult
+	var res [4][]benchResult
 	run := func(b *testing.B, log func(), r *[]benchResult) {
 		b.ReportAllocs()
 		m := startMeasure()
@@ -135,6 +135,10 @@ func clientBench(b *testing.B, name, baseline string, target float64, rate int, 
 		tl, _ := benchClients(b, cs)
 		run(b, sink(tl), &res[1])
 	})
+	// The control: the same sink and load with a table that discards
+	// (no client, no network): what the logging call costs without the
+	// writers' background work.
+	b.Run("discard", func(b *testing.B) { run(b, sink(nopTable{}), &res[3]) })
 	b.Run("aztables.Client", func(b *testing.B) {
 		_, sdk := benchClients(b, cs)
 		run(b, sink(sdk), &res[2])
@@ -145,12 +149,13 @@ func clientBench(b *testing.B, name, baseline string, target float64, rate int, 
 	}
 	compare(name+" (tablelog.Client, "+load+")", baseline, [2][]benchResult{res[0], res[1]}, target)
 	compare(name+" (aztables.Client, "+load+")", baseline, [2][]benchResult{res[0], res[2]}, target)
+	compare(name+" (control: a table that discards, "+load+")", baseline, [2][]benchResult{res[0], res[3]}, target)
 }
 
 // BenchmarkClientCore: the logging goroutine's cost through Sink.Core with
 // a real client to the instant endpoint, its background writers running,
 // vs zap's JSON core to io.Discard (target tablelog <= 1.25x), and the same
-// with an *aztables.Client: at offeredRate (the target's measure) and
+// with an *aztables.Client and, as a control, with a table that discards: at offeredRate (the target's measure) and
 // saturated. ns/op counts the pauses between bursts; call-ns/op, which the
 // comparison uses, does not.
 func BenchmarkClientCore(b *testing.B) {

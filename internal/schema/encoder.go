@@ -3,6 +3,7 @@ package schema
 import (
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // budget is how much of MaxEntityBytes (Azure's accounting) the encoder
@@ -108,7 +109,8 @@ func (e *Encoder) Reset(partitionKey, rowKey string) {
 	}
 	e.buf = append(e.buf, e.pkJSON...)
 	e.buf = append(e.buf, `,"RowKey":`...)
-	e.buf, _, _, _ = appendJSONString(e.buf, rowKey, MaxKeyChars)
+	b, _, _, _ := appendJSONString(e.buf, rowKey, MaxKeyChars)
+	e.setBuf(b)
 	e.size = 4 + 2*len(partitionKey) + 2*len(rowKey)
 }
 
@@ -116,6 +118,18 @@ func (e *Encoder) Reset(partitionKey, rowKey string) {
 func (e *Encoder) ResetFragment() {
 	e.reset()
 	e.keyed = false
+}
+
+// setBuf stores b, an extension of e.buf (or its replacement after
+// growth), as e.buf, storing the array pointer only when it changed: a
+// pointer store costs a write barrier while the garbage collector marks,
+// which in a busy logger's process is much of the time.
+func (e *Encoder) setBuf(b []byte) {
+	if unsafe.SliceData(b) == unsafe.SliceData(e.buf) && cap(b) == cap(e.buf) {
+		e.buf = e.buf[:len(b)]
+		return
+	}
+	e.buf = b
 }
 
 func (e *Encoder) reset() {
@@ -243,7 +257,7 @@ func (e *Encoder) SetTime(t time.Time) {
 	}
 	e.sysColumn(ColTime, 8)
 	e.buf = append(e.buf, `,"`+ColTime+`@odata.type":"Edm.DateTime","`+ColTime+`":"`...)
-	e.buf = e.day.appendTime7(e.buf, t)
+	e.setBuf(e.day.appendTime7(e.buf, t))
 	e.buf = append(e.buf, '"')
 }
 
@@ -252,7 +266,7 @@ func (e *Encoder) SetLevel(name string, severity int) {
 	e.sysString(ColLevel, name)
 	e.sysColumn(ColSeverity, 4)
 	e.buf = append(e.buf, `,"Severity":`...)
-	e.buf = strconv.AppendInt(e.buf, int64(int32(severity)), 10)
+	e.setBuf(strconv.AppendInt(e.buf, int64(int32(severity)), 10))
 }
 
 // SetMessage writes the Msg column; a message over 32K characters continues
@@ -274,6 +288,7 @@ func (e *Encoder) sysColumn(name string, valueSize int) {
 }
 
 func (e *Encoder) sysString(col, s string) {
-	e.name = append(e.name[:0], col...)
+	e.name = e.name[:0]
+	e.name = append(e.name, col...)
 	e.writeString(s)
 }

@@ -118,7 +118,7 @@ func (e *Encoder) column(valueSize int, edm string) bool {
 	b = append(b, ',', '"')
 	b = append(b, name...)
 	b = append(b, '"', ':')
-	e.buf = b
+	e.setBuf(b)
 	e.nprops++
 	e.size += sz
 	if !e.keyed {
@@ -170,7 +170,9 @@ func (e *Encoder) writeString(s string) {
 		e.openColumn()
 		var units, used int
 		var bad bool
-		e.buf, units, used, bad = appendJSONString(e.buf, s, room)
+		var b []byte
+		b, units, used, bad = appendJSONString(e.buf, s, room)
+		e.setBuf(b)
 		if bad && chunk == 0 {
 			e.repairs++
 		}
@@ -226,7 +228,7 @@ func (e *Encoder) Bool(key string, v bool) {
 		return
 	}
 	if e.column(1, "") {
-		e.buf = strconv.AppendBool(e.buf, v)
+		e.setBuf(strconv.AppendBool(e.buf, v))
 		e.endColumn()
 	}
 }
@@ -240,7 +242,7 @@ func (e *Encoder) Int64(key string, v int64) {
 	}
 	if e.column(8, "Edm.Int64") {
 		e.buf = append(e.buf, '"')
-		e.buf = strconv.AppendInt(e.buf, v, 10)
+		e.setBuf(strconv.AppendInt(e.buf, v, 10))
 		e.buf = append(e.buf, '"')
 		e.endColumn()
 	}
@@ -283,7 +285,7 @@ func (e *Encoder) Float64(key string, v float64) {
 		return
 	}
 	if e.column(8, "Edm.Double") {
-		e.buf = appendFloat(e.buf, v)
+		e.setBuf(appendFloat(e.buf, v))
 		e.endColumn()
 	}
 }
@@ -320,7 +322,7 @@ func (e *Encoder) Time(key string, t time.Time) {
 	}
 	if e.column(8, "Edm.DateTime") {
 		e.buf = append(e.buf, '"')
-		e.buf = e.day.appendTime7(e.buf, t)
+		e.setBuf(e.day.appendTime7(e.buf, t))
 		e.buf = append(e.buf, '"')
 		e.endColumn()
 	}
