@@ -203,6 +203,7 @@ type cursor struct {
 	opts    aztables.ListEntitiesOptions
 	markers bool  // the reads include the marker range (shard 0 of a day)
 	shards  []int // the shards the markers named
+	pages   pages // the memory of page (see pages)
 	page    [][]byte
 	keys    []string // RowKeys of page
 	i       int      // next entity of page
@@ -217,7 +218,7 @@ func (c *cursor) fetch(ctx context.Context, table Table, s *scan, accepted int) 
 	c.page, c.keys, c.i = c.page[:0], c.keys[:0], 0
 	for {
 		c.opts.Top = s.top(accepted)
-		resp, err := table.NewListEntitiesPager(&c.opts).NextPage(ctx)
+		resp, err := c.pages.next(ctx, table, &c.opts)
 		if err != nil {
 			c.err, c.more = mapError(ctx, s.Op+" ("+c.pk+")", err), false
 			return
@@ -291,6 +292,11 @@ func fetchAll(ctx context.Context, table Table, s *scan, cs []*cursor, accepted 
 func mergePartitions[T any](ctx context.Context, table Table, s scan, pks []string, accept acceptFunc[T], yield func(T, error) bool, accepted *int) bool {
 	var zero T
 	cs := make([]*cursor, 0, len(pks))
+	defer func() {
+		for _, c := range cs {
+			c.pages.release()
+		}
+	}()
 	fallback := false
 	for i, pk := range pks {
 		c, fb, err := newCursor(&s, pk, i == 0)

@@ -1,0 +1,130 @@
+package tablelog
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+)
+
+// pageServer serves three pages of a query: entities "<page>-<i>" whose
+// padding makes page 3 larger than pages 1 and 2 together.
+func pageServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	sizes := map[string]int{"": 40, "2": 10, "3": 400}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		page := r.URL.Query().Get("NextRowKey")
+		n, ok := sizes[page]
+		if !ok {
+			t.Errorf("unexpected request %s", r.URL.RawQuery)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		if page == "" {
+			page = "1"
+		}
+		var b strings.Builder
+		b.WriteString(`{"odata.metadata":"x","value":[`)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(pageEntity(page, i))
+		}
+		b.WriteString(`]}`)
+		switch page {
+		case "1":
+			w.Header().Set("x-ms-continuation-NextPartitionKey", "p")
+			w.Header().Set("x-ms-continuation-NextRowKey", "2")
+		case "2":
+			w.Header().Set("x-ms-continuation-NextPartitionKey", "p")
+			w.Header().Set("x-ms-continuation-NextRowKey", "3")
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+		w.Write([]byte(b.String()))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func pageEntity(page string, i int) string {
+	return fmt.Sprintf(`{"PartitionKey":"p","RowKey":"%s-%04d","Pad":"%s"}`, page, i, strings.Repeat(page, i%7))
+}
+
+func checkPage(t *testing.T, name, page string, n int, got aztables.ListEntitiesResponse) {
+	t.Helper()
+	if len(got.Entities) != n {
+		t.Fatalf("%s: %d entities, want %d", name, len(got.Entities), n)
+	}
+	for i, e := range got.Entities {
+		if want := pageEntity(page, i); string(e) != want {
+			t.Fatalf("%s: entity %d = %s, want %s", name, i, e, want)
+		}
+	}
+}
+
+// ListEntitiesPage reads each page into the memory it is given when that
+// has room (new memory otherwise), follows continuations like the pager,
+// and leaves the pager's contract alone: the pager's entities stay valid
+// after later pages.
+func TestListEntitiesPageReusesMemory(t *testing.T) {
+	srv := pageServer(t)
+	c, err := NewClientWithNoCredential(srv.URL+"/acct/logs?sv=1&sig=x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var o aztables.ListEntitiesOptions
+	p1, mem1, err := c.ListEntitiesPage(ctx, &o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPage(t, "page 1", "1", 40, p1)
+	if len(mem1) == 0 || unsafe.SliceData(p1.Entities[0]) != unsafe.SliceData(mem1[len(`{"odata.metadata":"x","value":[`):]) {
+		t.Fatal("page 1's entities are not slices of the returned memory")
+	}
+	o.NextPartitionKey, o.NextRowKey = p1.NextPartitionKey, p1.NextRowKey
+	p2, mem2, err := c.ListEntitiesPage(ctx, &o, mem1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPage(t, "page 2", "2", 10, p2)
+	if unsafe.SliceData(mem2) != unsafe.SliceData(mem1) {
+		t.Fatal("page 2 (smaller than page 1) was not read into page 1's memory")
+	}
+	if *p2.NextRowKey != "3" {
+		t.Fatalf("page 2's continuation %q", *p2.NextRowKey)
+	}
+	o.NextPartitionKey, o.NextRowKey = p2.NextPartitionKey, p2.NextRowKey
+	p3, mem3, err := c.ListEntitiesPage(ctx, &o, mem2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPage(t, "page 3", "3", 400, p3)
+	if cap(mem3) <= cap(mem2) || !empty(p3.NextPartitionKey) || !empty(p3.NextRowKey) {
+		t.Fatalf("page 3: memory of %d bytes (had %d), continuation %v/%v", cap(mem3), cap(mem2), p3.NextPartitionKey, p3.NextRowKey)
+	}
+
+	// The pager hands out memory of its own per page.
+	pager := c.NewListEntitiesPager(nil)
+	var pages []aztables.ListEntitiesResponse
+	for pager.More() {
+		p, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, p)
+	}
+	if len(pages) != 3 {
+		t.Fatalf("pager: %d pages", len(pages))
+	}
+	for i, n := range []int{40, 10, 400} {
+		checkPage(t, "pager page "+strconv.Itoa(i+1), strconv.Itoa(i+1), n, pages[i])
+	}
+}
