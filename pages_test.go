@@ -128,3 +128,48 @@ func TestListEntitiesPageReusesMemory(t *testing.T) {
 		checkPage(t, "pager page "+strconv.Itoa(i+1), strconv.Itoa(i+1), n, pages[i])
 	}
 }
+
+// strBytewise is scanner.str one byte at a time (as it was before it
+// learnt to skip eight bytes at a time); it returns the end index too.
+func strBytewise(b []byte) (start, end, next int, ok bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return 0, 0, 0, false
+	}
+	for i := 1; i < len(b); {
+		switch c := b[i]; {
+		case c == '\\':
+			i += 2
+		case c == '"':
+			return 1, i, i + 1, true
+		case c < 0x20:
+			return 0, 0, 0, false
+		default:
+			i++
+		}
+	}
+	return 0, 0, 0, false
+}
+
+// The page scan's strings end where the bytewise scan's do, whatever the
+// place of the quote, escape or control character in an eight-byte word.
+func TestScannerStrEveryPosition(t *testing.T) {
+	specials := []string{`"`, `\"`, `\\`, `\`, "\x00", "\x1f", " ", "\x7f", "é", "\xff", "~"}
+	for n := 0; n <= 20; n++ {
+		for p := 0; p <= n; p++ {
+			for _, sp := range specials {
+				for _, sp2 := range []string{"", `"`, `\"`, "\x01"} {
+					body := strings.Repeat("a", p) + sp + strings.Repeat("b", n-p) + sp2
+					for _, tail := range []string{`"`, `"` + strings.Repeat("c", 9), ""} {
+						b := []byte(`"` + body + tail)
+						s := scanner{b: b}
+						start, end, ok := s.str()
+						ws, we, wn, wok := strBytewise(b)
+						if ok != wok || ok && (start != ws || end != we || s.i != wn) {
+							t.Fatalf("str(%q) = %d, %d, %v (next %d); want %d, %d, %v (next %d)", b, start, end, ok, s.i, ws, we, wok, wn)
+						}
+					}
+				}
+			}
+		}
+	}
+}
