@@ -173,3 +173,17 @@ func TestScannerStrEveryPosition(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSplitValue splits a page of 1,000 entities as Azurite sends
+// them for BenchmarkLogsRead (internal/schema's azuriteEntity).
+func BenchmarkSplitValue(b *testing.B) {
+	const entity = `{"odata.etag":"W/\"datetime'2026-12-06T20%3A19%3A40.9622165Z'\"","PartitionKey":"bench-read_20261206","RowKey":"7YBPSK7JTXTVR9AZR4N8A4ZVFG","Time@odata.type":"Edm.DateTime","Time":"2026-12-06T19:19:40.9621058Z","Level":"info","Severity":0,"Msg":"request handled","user_id":"u-345","path":"/api/v1/orders","status@odata.type":"Edm.Int64","status":"200","elapsed@odata.type":"Edm.Int64","elapsed":"12345000","cached":true,"Timestamp":"2026-12-06T20:19:40.9622165Z"}`
+	body := []byte(`{"odata.metadata":"x","value":[` + strings.TrimSuffix(strings.Repeat(entity+",", 1000), ",") + `]}`)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if ents, err := splitValue(body); err != nil || len(ents) != 1000 {
+			b.Fatal(len(ents), err)
+		}
+	}
+}

@@ -145,7 +145,9 @@ func splitValue(body []byte) ([][]byte, error) {
 	if !s.eat('{') {
 		return nil, errBadPage
 	}
-	var out [][]byte
+	// Room for the entities up front: an entity takes 64 bytes at the
+	// least in practice, and a page holds at most 1,000.
+	out := make([][]byte, 0, min(len(body)/64+1, 1000))
 	found := false
 	for {
 		s.ws()
