@@ -369,9 +369,11 @@ func memBodyPolicy(req *policy.Request) (*http.Response, error) {
 
 // pageBody carries a query page's body out of the pipeline: sizedDownload
 // reads it into one buffer sized from Content-Length (or from the previous
-// page) instead of azcore's growing io.ReadAll.
+// page) instead of azcore's growing io.ReadAll; into buf's memory when buf
+// has room for it.
 type pageBody struct {
 	hint int    // expected size, 0 if unknown
+	buf  []byte // memory to reuse (its contents are overwritten), or nil
 	b    []byte // the body, once read
 }
 
@@ -392,7 +394,11 @@ func sizedDownload(req *policy.Request) (*http.Response, error) {
 	if resp.ContentLength > 0 && resp.ContentLength < 64<<20 {
 		size = int(resp.ContentLength)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	mem := pb.buf[:0]
+	if cap(mem) < size+bytes.MinRead {
+		mem = make([]byte, 0, size+bytes.MinRead)
+	}
+	buf := bytes.NewBuffer(mem)
 	_, err = buf.ReadFrom(resp.Body)
 	resp.Body.Close()
 	if err != nil {

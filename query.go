@@ -2,7 +2,9 @@ package tablelog
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -36,20 +38,46 @@ func (c *Client) NewListEntitiesPager(listOptions *aztables.ListEntitiesOptions)
 			if page != nil {
 				npk, nrk = page.NextPartitionKey, page.NextRowKey
 			}
-			resp, size, err := c.queryPage(ctx, &o, npk, nrk, int(c.pageHint.Load()))
-			if size > 0 {
-				c.pageHint.Store(int64(size))
-			}
+			resp, _, err := c.queryPage(ctx, &o, npk, nrk, nil)
 			return resp, err
 		},
 	})
 }
 
+// ListEntitiesPage fetches one page of a query: the page the first
+// NextPage of NewListEntitiesPager(listOptions) returns, its Entities
+// sliced out of the response body in the same way, but with the body read
+// into buf's memory when buf has room for it (else into new memory; buf
+// may be nil). It also returns the memory that holds the body, for the
+// caller to pass as buf to a later call and so read page after page into
+// one buffer.
+//
+// The page's Entities are valid only until that memory is passed to
+// ListEntitiesPage again (the call overwrites them): the caller must be
+// done with them by then, and must not keep them beyond. Use
+// NewListEntitiesPager for entities that stay valid.
+//
+// The next page of the query is the call with listOptions' NextPartitionKey
+// and NextRowKey set to the page's; the page is the last when both are
+// empty. listOptions may be nil. Requests are retried per
+// ClientOptions.Retry.
+func (c *Client) ListEntitiesPage(ctx context.Context, listOptions *aztables.ListEntitiesOptions, buf []byte) (aztables.ListEntitiesResponse, []byte, error) {
+	var o aztables.ListEntitiesOptions
+	if listOptions != nil {
+		o = *listOptions
+	}
+	if buf == nil {
+		buf = []byte{} // the body's memory is returned (never nil on success)
+	}
+	return c.queryPage(ctx, &o, o.NextPartitionKey, o.NextRowKey, buf)
+}
+
 func empty(s *string) bool { return s == nil || *s == "" }
 
-// queryPage fetches one page; hint is the expected body size. It returns
-// the body's size.
-func (c *Client) queryPage(ctx context.Context, o *aztables.ListEntitiesOptions, npk, nrk *string, hint int) (aztables.ListEntitiesResponse, int, error) {
+// queryPage fetches one page. With buf not nil, the body is read into
+// buf's memory if it fits (see pageBody); queryPage returns the memory
+// that holds the body (nil when buf is nil).
+func (c *Client) queryPage(ctx context.Context, o *aztables.ListEntitiesOptions, npk, nrk *string, buf []byte) (aztables.ListEntitiesResponse, []byte, error) {
 	q := url.Values{}
 	if o.Format != nil {
 		q.Set("$format", string(*o.Format))
@@ -71,23 +99,28 @@ func (c *Client) queryPage(ctx context.Context, o *aztables.ListEntitiesOptions,
 	}
 	req, err := c.newRequest(ctx, http.MethodGet, c.withSAS(c.tblURL+"()", q.Encode()))
 	if err != nil {
-		return aztables.ListEntitiesResponse{}, 0, err
+		return aztables.ListEntitiesResponse{}, nil, err
 	}
-	pb := &pageBody{hint: hint}
+	pb := &pageBody{hint: int(c.pageHint.Load()), buf: buf}
 	req.SetOperationValue(pb)
 	resp, err := c.do(req, http.StatusOK)
 	if err != nil {
-		return aztables.ListEntitiesResponse{}, 0, err
+		return aztables.ListEntitiesResponse{}, buf, err
 	}
 	body := pb.b
 	if body == nil { // not read by sizedDownload (a policy of the caller's answered?)
 		if body, err = runtime.Payload(resp); err != nil {
-			return aztables.ListEntitiesResponse{}, 0, azure.Redact(err)
+			return aztables.ListEntitiesResponse{}, buf, azure.Redact(err)
 		}
+	} else {
+		c.pageHint.Store(int64(len(body)))
+	}
+	if buf != nil && pb.b != nil {
+		buf = body // the memory sizedDownload read into: buf's, or a larger one
 	}
 	ents, err := splitValue(body)
 	if err != nil {
-		return aztables.ListEntitiesResponse{}, 0, err
+		return aztables.ListEntitiesResponse{}, buf, err
 	}
 	var out aztables.ListEntitiesResponse
 	out.Entities = ents
@@ -97,7 +130,7 @@ func (c *Client) queryPage(ctx context.Context, o *aztables.ListEntitiesOptions,
 	if v := resp.Header.Get("x-ms-continuation-NextRowKey"); v != "" {
 		out.NextRowKey = &v
 	}
-	return out, len(body), nil
+	return out, buf, nil
 }
 
 var errBadPage = errors.New("tablelog: the query response is not a JSON object with a \"value\" array")
@@ -112,7 +145,9 @@ func splitValue(body []byte) ([][]byte, error) {
 	if !s.eat('{') {
 		return nil, errBadPage
 	}
-	var out [][]byte
+	// Room for the entities up front: an entity takes 64 bytes at the
+	// least in practice, and a page holds at most 1,000.
+	out := make([][]byte, 0, min(len(body)/64+1, 1000))
 	found := false
 	for {
 		s.ws()
@@ -201,6 +236,15 @@ func (s *scanner) str() (start, end int, ok bool) {
 	}
 	start = s.i
 	for s.i < len(s.b) {
+		if s.i+8 <= len(s.b) {
+			// Eight bytes at a time to the first byte to look at.
+			m := strStops(binary.LittleEndian.Uint64(s.b[s.i:]))
+			if m == 0 {
+				s.i += 8
+				continue
+			}
+			s.i += bits.TrailingZeros64(m) >> 3
+		}
 		c := s.b[s.i]
 		if !strStop[c] {
 			s.i++
@@ -229,6 +273,17 @@ var strStop = func() (t [256]bool) {
 	t['"'], t['\\'] = true, true
 	return t
 }()
+
+// strStops returns 0 if none of the eight bytes of x (little-endian) is a
+// byte strStop marks; else its lowest set bit is the high bit of the first
+// such byte (bits above it may be set by a borrow: only the lowest
+// counts). As internal/schema's stops.
+func strStops(x uint64) uint64 {
+	const low, high = 0x0101010101010101, 0x8080808080808080
+	q := x ^ low*'"'
+	b := x ^ low*'\\'
+	return ((q-low)&^q | (b-low)&^b | (x-low*' ')&^x) & high
+}
 
 // value skips one JSON value.
 func (s *scanner) value() bool {

@@ -39,6 +39,7 @@ package query
 import (
 	"context"
 	"iter"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -176,6 +177,51 @@ func (s *scan) listOptions(pk string) (aztables.ListEntitiesOptions, error) {
 	return opts, nil
 }
 
+// pageLister is a Table that reads a query page into memory of the
+// caller's (*tablelog.Client): see pages.
+type pageLister interface {
+	ListEntitiesPage(ctx context.Context, opts *aztables.ListEntitiesOptions, buf []byte) (aztables.ListEntitiesResponse, []byte, error)
+}
+
+// pages fetches the pages of one partition's read. With a pageLister
+// table, every page is read into the same memory (taken from pageBufs on
+// the first page): the entities of a page are valid only until the next
+// call of next or release, by which time the accept function must be done
+// with them (the decoders copy what they keep). Other tables hand out new
+// memory per page.
+type pages struct {
+	buf *[]byte // the body memory, nil until the first page is read into it
+}
+
+// pageBufs holds page memory between reads.
+var pageBufs sync.Pool // of *[]byte
+
+// next fetches the page opts selects.
+func (p *pages) next(ctx context.Context, table Table, opts *aztables.ListEntitiesOptions) (aztables.ListEntitiesResponse, error) {
+	pl, ok := table.(pageLister)
+	if !ok {
+		return table.NewListEntitiesPager(opts).NextPage(ctx)
+	}
+	if p.buf == nil {
+		p.buf, _ = pageBufs.Get().(*[]byte)
+		if p.buf == nil {
+			p.buf = new([]byte)
+		}
+	}
+	resp, buf, err := pl.ListEntitiesPage(ctx, opts, *p.buf)
+	*p.buf = buf
+	return resp, err
+}
+
+// release ends the read: the memory goes back to pageBufs, and the last
+// page's entities must not be used any more.
+func (p *pages) release() {
+	if p.buf != nil && cap(*p.buf) > 0 {
+		pageBufs.Put(p.buf)
+	}
+	p.buf = nil
+}
+
 // scanPartition reads partition pk page by page for scanEntities, counting
 // accepted records in *accepted. It reports whether the scan goes on.
 func scanPartition[T any](ctx context.Context, table Table, s scan, pk string, accept acceptFunc[T], yield func(T, error) bool, accepted *int) bool {
@@ -185,13 +231,15 @@ func scanPartition[T any](ctx context.Context, table Table, s scan, pk string, a
 		yield(zero, err)
 		return false
 	}
+	var pg pages
+	defer pg.release()
 	for {
 		if err := ctx.Err(); err != nil {
 			yield(zero, err)
 			return false
 		}
 		opts.Top = s.top(*accepted)
-		resp, err := table.NewListEntitiesPager(&opts).NextPage(ctx)
+		resp, err := pg.next(ctx, table, &opts)
 		if err != nil {
 			yield(zero, mapError(ctx, s.Op+" ("+pk+")", err))
 			return false

@@ -203,21 +203,35 @@ type cursor struct {
 	opts    aztables.ListEntitiesOptions
 	markers bool  // the reads include the marker range (shard 0 of a day)
 	shards  []int // the shards the markers named
-	page    [][]byte
-	keys    []string // RowKeys of page
-	i       int      // next entity of page
-	more    bool     // the partition has pages after page
-	err     error
+	// pastMarkers: a record was seen; in RowKey order no marker follows.
+	pastMarkers bool
+	pages       pages // the memory of page (see pages)
+	page        [][]byte
+	i           int    // next entity of page
+	key         string // RowKey of page[keyAt], for the merge (see rowKey)
+	keyAt       int    // -1: key not taken yet
+	more        bool   // the partition has pages after page
+	err         error
+}
+
+// rowKey returns the RowKey of the cursor's next entity, page[i] (a copy:
+// it outlives the page). Only a merge of several partitions needs it: a
+// read of one partition takes its entities in their order.
+func (c *cursor) rowKey() string {
+	if c.keyAt != c.i {
+		c.key, c.keyAt = keyOfRaw(c.page[c.i], "RowKey"), c.i
+	}
+	return c.key
 }
 
 // fetch requests the cursor's next page, skipping pages that hold only
 // markers (taken out of the page, their shards noted) or nothing but carry
 // a continuation.
 func (c *cursor) fetch(ctx context.Context, table Table, s *scan, accepted int) {
-	c.page, c.keys, c.i = c.page[:0], c.keys[:0], 0
+	c.page, c.i, c.keyAt = c.page[:0], 0, -1
 	for {
 		c.opts.Top = s.top(accepted)
-		resp, err := table.NewListEntitiesPager(&c.opts).NextPage(ctx)
+		resp, err := c.pages.next(ctx, table, &c.opts)
 		if err != nil {
 			c.err, c.more = mapError(ctx, s.Op+" ("+c.pk+")", err), false
 			return
@@ -225,15 +239,19 @@ func (c *cursor) fetch(ctx context.Context, table Table, s *scan, accepted int) 
 		c.more = !empty(resp.NextPartitionKey) || !empty(resp.NextRowKey)
 		c.opts.NextPartitionKey, c.opts.NextRowKey = resp.NextPartitionKey, resp.NextRowKey
 		for _, raw := range resp.Entities {
-			rk := keyOfRaw(raw, "RowKey")
-			if c.markers && rk != "" && schema.IsReservedRowKey(rk) {
-				if k, ok := schema.ParseShardMarkerRowKey(rk); ok {
-					c.shards = append(c.shards, k)
+			// The markers sort first: look for them up to the first
+			// record.
+			if c.markers && !c.pastMarkers {
+				rk := keyOfRaw(raw, "RowKey")
+				if rk != "" && schema.IsReservedRowKey(rk) {
+					if k, ok := schema.ParseShardMarkerRowKey(rk); ok {
+						c.shards = append(c.shards, k)
+					}
+					continue // never a record
 				}
-				continue // never a record
+				c.pastMarkers = rk != ""
 			}
 			c.page = append(c.page, raw)
-			c.keys = append(c.keys, rk)
 		}
 		if len(c.page) > 0 || !c.more {
 			return
@@ -250,7 +268,7 @@ func newCursor(s *scan, pk string, first bool) (c *cursor, fallback bool, err er
 	if err != nil {
 		return nil, false, err
 	}
-	c = &cursor{pk: pk, opts: opts}
+	c = &cursor{pk: pk, opts: opts, keyAt: -1}
 	if !s.Markers || !first {
 		return c, false, nil
 	}
@@ -291,6 +309,11 @@ func fetchAll(ctx context.Context, table Table, s *scan, cs []*cursor, accepted 
 func mergePartitions[T any](ctx context.Context, table Table, s scan, pks []string, accept acceptFunc[T], yield func(T, error) bool, accepted *int) bool {
 	var zero T
 	cs := make([]*cursor, 0, len(pks))
+	defer func() {
+		for _, c := range cs {
+			c.pages.release()
+		}
+	}()
 	fallback := false
 	for i, pk := range pks {
 		c, fb, err := newCursor(&s, pk, i == 0)
@@ -343,8 +366,9 @@ func mergePartitions[T any](ctx context.Context, table Table, s scan, pks []stri
 	} else {
 		fetchAll(ctx, table, &s, cs, *accepted)
 	}
-	last := "" // RowKey of the last entity taken
+	last := "" // RowKey of the last entity taken, when merging
 	taken := false
+	merge := len(cs) > 1
 	for {
 		var best *cursor
 		for _, c := range cs {
@@ -359,20 +383,26 @@ func mergePartitions[T any](ctx context.Context, table Table, s scan, pks []stri
 				yield(zero, c.err)
 				return false
 			}
-			if c.i < len(c.page) && (best == nil || c.keys[c.i] < best.keys[best.i]) {
+			if c.i < len(c.page) && (best == nil || c.rowKey() < best.rowKey()) {
 				best = c
 			}
 		}
 		if best == nil {
 			return true
 		}
-		raw, rk := best.page[best.i], best.keys[best.i]
+		rk := ""
+		if merge {
+			rk = best.rowKey()
+		}
+		raw := best.page[best.i]
 		best.page[best.i] = nil // let the page's entities go as they are used
 		best.i++
-		if taken && rk == last {
-			continue // the same record in two shards: once
+		if merge {
+			if taken && rk == last {
+				continue // the same record in two shards: once
+			}
+			last, taken = rk, true
 		}
-		last, taken = rk, true
 		if !emit(ctx, s, raw, accept, yield, accepted) {
 			return false
 		}

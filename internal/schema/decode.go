@@ -306,6 +306,10 @@ func parseNames(s string) map[string][]string {
 // not (each base then has a single column), fields stops and reports false
 // at the first key that collides, for the caller to sort and start again.
 func fields(m map[string]any, cols []column, names map[string][]string, a *arena, ordered bool) bool {
+	// Every base name is taken once here, and a name that is its own key
+	// (plainName) is no other such name's key: while m holds only those,
+	// such a key cannot be taken.
+	onlyPlain := len(m) == 0
 	for i := 0; i < len(cols); {
 		j := i + 1
 		for j < len(cols) && cols[j].base == cols[i].base {
@@ -321,19 +325,43 @@ func fields(m map[string]any, cols []column, names map[string][]string, a *arena
 		i = j
 		var collided bool
 		if path, ok := names[base]; ok && len(path) > 0 {
+			onlyPlain = false
 			collided = setPath(m, path, v, false)
-		} else if strings.IndexByte(base, '_') < 0 {
-			// A name without the escape character is itself
-			// (DecodeName's result, without its allocations).
-			collided = setKey(m, a.clone(base), v)
+		} else if plainName(base) {
+			// The name is its key (DecodeName's result, without its
+			// allocations).
+			if onlyPlain {
+				m[a.clone(base)] = v
+			} else {
+				collided = setKey(m, a.clone(base), v)
+			}
 		} else if path, ok := DecodeName(base); ok {
+			onlyPlain = false
 			collided = setPath(m, path, v, false)
 		} else {
+			onlyPlain = false
 			collided = setKey(m, a.clone(base), v)
 		}
 		if collided && !ordered {
 			return false
 		}
+	}
+	return true
+}
+
+// plainName reports whether DecodeName(name) is name itself: a name whose
+// every '_' is a literal one (not followed by '_', 'x', 'y' or 'z'), which
+// covers the ordinary keys "status", "user_id", ….
+func plainName(name string) bool {
+	for i := strings.IndexByte(name, '_'); i >= 0; {
+		if i+1 < len(name) && needsEscapeBefore(name[i+1]) {
+			return false
+		}
+		j := strings.IndexByte(name[i+1:], '_')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
 	}
 	return true
 }
@@ -407,13 +435,23 @@ func hasDuplicate(ms []member) bool {
 	if sorted { // as aztables passes entities on: it marshals a map
 		return false
 	}
-	if len(ms) <= 32 {
+	if len(ms) <= 64 {
+		// A name is compared only with the earlier names of the same
+		// hash, found through a 1,024-bit set of hash slots.
+		var hs [64]uint32
+		var set [16]uint64
 		for i := range ms {
-			for j := i + 1; j < len(ms); j++ {
-				if ms[i].key == ms[j].key {
-					return true
+			h := nameHash(ms[i].key)
+			slot := h >> 22
+			if set[slot>>6]&(1<<(slot&63)) != 0 {
+				for j := range i {
+					if hs[j] == h && ms[j].key == ms[i].key {
+						return true
+					}
 				}
 			}
+			set[slot>>6] |= 1 << (slot & 63)
+			hs[i] = h
 		}
 		return false
 	}
@@ -428,6 +466,15 @@ func hasDuplicate(ms []member) bool {
 		}
 	}
 	return false
+}
+
+// nameHash hashes a member name by its length and three of its bytes.
+func nameHash(k string) uint32 {
+	h := uint32(len(k))
+	if len(k) > 0 {
+		h = h*0x9E3779B1 ^ uint32(k[0])<<16 ^ uint32(k[len(k)/2])<<8 ^ uint32(k[len(k)-1])
+	}
+	return h * 0x9E3779B1
 }
 
 // text joins the string values of a system column and its continuation

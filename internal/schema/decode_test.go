@@ -99,6 +99,19 @@ func decodeCases(tb testing.TB) []string {
 	}
 	many.WriteString(`"f7":"again"}`)
 	cases = append(cases, many.String(), strings.Replace(many.String(), `,"f7":"again"`, "", 1))
+	// Up to 64 members, unsorted: a repeated name among many (hasDuplicate's
+	// hash slots), and names that are their own keys (plainName) next to
+	// others that decode to the same key, in either order.
+	var some strings.Builder
+	some.WriteString(`{"z":0`)
+	for i := range 40 {
+		fmt.Fprintf(&some, `,"k_%d":%d`, 39-i, i)
+	}
+	cases = append(cases, some.String()+`,"k_17":"again"}`, some.String()+`}`,
+		`{"ab":1,"a_x62_":2,"a_b":3,"user_id":4,"a_":5,"_a":6}`,
+		`{"a_x62_":2,"ab":1,"_a":6,"a_":5,"user_id":4,"a_b":3}`,
+		`{"a__b":1,"a":2,"a_b":3}`, `{"a_b":3,"a":2,"a__b":1}`,
+		`{"Names":"{\"k\":[\"a_b\"]}","a_b":1,"k":2}`, `{"k":2,"a_b":1,"Names":"{\"k\":[\"a_b\"]}"}`)
 	return cases
 }
 

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"math/bits"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -186,7 +187,18 @@ func skipDigits(s string, i int) int {
 func scanString(s string, i int) (end int, plain bool) {
 	plain = true
 	ascii := true
+	high := uint64(highBits) // stop at non-ASCII bytes too, until one is seen
 	for j := i + 1; j < len(s); {
+		if j+8 <= len(s) {
+			// Eight bytes at a time to the first byte to look at.
+			x := load64(s, j)
+			m := stops(x) | x&high
+			if m == 0 {
+				j += 8
+				continue
+			}
+			j += bits.TrailingZeros64(m) >> 3
+		}
 		c := s[j]
 		if !special[c] {
 			j++
@@ -218,12 +230,35 @@ func scanString(s string, i int) (end int, plain bool) {
 			return -1, false
 		default:
 			if c >= utf8.RuneSelf {
-				ascii = false
+				ascii, high = false, 0
 			}
 			j++
 		}
 	}
 	return -1, false
+}
+
+// Words of eight bytes, for scanning eight bytes at a time.
+const (
+	lowBits  = 0x0101010101010101 // 0x01 in every byte
+	highBits = 0x8080808080808080 // 0x80 in every byte
+)
+
+// load64 returns the eight bytes of s at i (little-endian: s[i] lowest).
+func load64(s string, i int) uint64 {
+	b := s[i : i+8]
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
+// stops returns 0 if none of the eight bytes of x is a quote, a backslash
+// or a control character; else its lowest set bit is the high bit of the
+// first such byte (the bits above it may be set for other bytes too: a
+// byte's borrow carries into the next, so only the lowest bit counts).
+func stops(x uint64) uint64 {
+	q := x ^ lowBits*'"'
+	b := x ^ lowBits*'\\'
+	return ((q-lowBits)&^q | (b-lowBits)&^b | (x-lowBits*' ')&^x) & highBits
 }
 
 // special marks the bytes scanString looks at: the quote, the backslash,
@@ -295,6 +330,15 @@ func unquote(q string) string {
 func unquoteString(q string) (_ string, copied bool) {
 	s := q[1 : len(q)-1]
 	r := 0
+	for r+8 <= len(s) { // eight bytes at a time to a backslash or non-ASCII
+		x := load64(s, r)
+		b := x ^ lowBits*'\\'
+		if m := ((b-lowBits)&^b | x) & highBits; m != 0 {
+			r += bits.TrailingZeros64(m) >> 3
+			break
+		}
+		r += 8
+	}
 	for r < len(s) {
 		c := s[r]
 		if c == '\\' {
