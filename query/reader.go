@@ -52,7 +52,10 @@ import (
 )
 
 // Table is the part of *aztables.Client the Reader uses: listing entities
-// (queries). Only read permission on the table is needed.
+// (queries). Only read permission on the table is needed. A table that also
+// has tablelog.Client's ListEntitiesPage method (a *tablelog.Client) is
+// read through it: each partition's pages are read into one reused buffer
+// instead of new memory per page.
 type Table interface {
 	NewListEntitiesPager(options *aztables.ListEntitiesOptions) *runtime.Pager[aztables.ListEntitiesResponse]
 }
