@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/tablelog/tablelog/internal/azure"
+	"github.com/tablelog/tablelog/internal/schema"
 )
 
 // NewListEntitiesPager queries the table page by page (Filter, Select, Top
@@ -238,7 +239,7 @@ func (s *scanner) str() (start, end int, ok bool) {
 	for s.i < len(s.b) {
 		if s.i+8 <= len(s.b) {
 			// Eight bytes at a time to the first byte to look at.
-			m := strStops(binary.LittleEndian.Uint64(s.b[s.i:]))
+			m := schema.StringStops(binary.LittleEndian.Uint64(s.b[s.i:]))
 			if m == 0 {
 				s.i += 8
 				continue
@@ -273,17 +274,6 @@ var strStop = func() (t [256]bool) {
 	t['"'], t['\\'] = true, true
 	return t
 }()
-
-// strStops returns 0 if none of the eight bytes of x (little-endian) is a
-// byte strStop marks; else its lowest set bit is the high bit of the first
-// such byte (bits above it may be set by a borrow: only the lowest
-// counts). As internal/schema's stops.
-func strStops(x uint64) uint64 {
-	const low, high = 0x0101010101010101, 0x8080808080808080
-	q := x ^ low*'"'
-	b := x ^ low*'\\'
-	return ((q-low)&^q | (b-low)&^b | (x-low*' ')&^x) & high
-}
 
 // value skips one JSON value.
 func (s *scanner) value() bool {

@@ -261,6 +261,11 @@ func stops(x uint64) uint64 {
 	return ((q-lowBits)&^q | (b-lowBits)&^b | (x-lowBits*' ')&^x) & highBits
 }
 
+// StringStops is stops for the other scanner of JSON text, the root
+// package's query page scan: one definition of the bytes that end a run
+// of plain string bytes.
+func StringStops(x uint64) uint64 { return stops(x) }
+
 // special marks the bytes scanString looks at: the quote, the backslash,
 // control characters and the bytes of non-ASCII UTF-8 sequences.
 var special = func() (t [256]bool) {
