@@ -3,6 +3,8 @@ package sink
 import (
 	"sync"
 
+	"go.uber.org/zap/zapcore"
+
 	"github.com/tablelog/tablelog/internal/spool"
 )
 
@@ -26,6 +28,15 @@ type record struct {
 	slab     *slab
 	tk       spool.Ticket // where the record is spooled; zero if it is not
 	replayed bool         // spooled by an earlier run: it may be stored already
+	def      *deferred    // not encoded yet (data is nil): see deferred.go
+}
+
+// size is the entity bytes the buffer counts for r.
+func (r *record) size() int {
+	if r.def != nil {
+		return r.def.est
+	}
+	return len(r.data)
 }
 
 // slab is a block that queued entities are copied into, so enqueueing does
@@ -89,6 +100,8 @@ type buffer struct {
 	lastErr      error      // last reason a record was given up on
 	unreported   int        // records given up on that no Flush or Close has reported yet
 	spill        spillQueue // spooled records waiting on disk only (the buffer was full)
+	chunk        *defChunk  // where putDeferred puts deferred records
+	freeChunks   []*defChunk
 }
 
 func newBuffer(o Options, life *lifecycle, c *counters) *buffer {
@@ -170,6 +183,100 @@ func (b *buffer) put(pk string, tk spool.Ticket, spooled bool, entity []byte) pu
 	return putQueued // queueLocked unlocked b.mu
 }
 
+// putDeferred queues a record that the dispatcher encodes (see
+// deferred.go), counting p.est bytes for it until then. It blocks, drops
+// and refuses as put does.
+func (b *buffer) putDeferred(p *pendingZap) putResult {
+	need := p.est + recordOverhead
+	b.mu.Lock()
+	waited := false
+	for !b.life.atLeast(phaseClosing) && b.bytes > 0 && b.bytes+need > b.max {
+		if b.drop {
+			b.c.dropped.Add(1)
+			b.mu.Unlock()
+			signal(b.flushNow)
+			return putDropped
+		}
+		if !waited {
+			waited = true
+			b.c.blocked.Add(1)
+		}
+		b.waitLocked()
+	}
+	if b.life.atLeast(phaseClosing) {
+		b.c.rejected.Add(1)
+		b.mu.Unlock()
+		return putRefused
+	}
+	b.seq++
+	b.records++
+	b.c.enqueued.Add(1)
+	d := b.deferredSlot(len(p.fields))
+	p.fill(d)
+	b.queueLocked(record{pk: p.pk, seq: b.seq, def: d})
+	return putQueued // queueLocked unlocked b.mu
+}
+
+// deferredSlot returns a slot in the current defChunk with room for n
+// fields.
+func (b *buffer) deferredSlot(n int) *deferred {
+	cur := b.chunk
+	if cur == nil || len(cur.defs) == cap(cur.defs) || len(cur.fields)+n > cap(cur.fields) {
+		if cur != nil {
+			b.releaseChunk(cur)
+		}
+		if k := len(b.freeChunks); k > 0 {
+			cur = b.freeChunks[k-1]
+			b.freeChunks = b.freeChunks[:k-1]
+		} else {
+			cur = &defChunk{defs: make([]deferred, 0, chunkDefs), fields: make([]zapcore.Field, 0, chunkFields)}
+		}
+		cur.refs = 1
+		b.chunk = cur
+	}
+	cur.defs = cur.defs[:len(cur.defs)+1]
+	d := &cur.defs[len(cur.defs)-1]
+	start := len(cur.fields)
+	cur.fields = cur.fields[:start+n]
+	d.fields = cur.fields[start : start+n : start+n]
+	d.chunk = cur
+	cur.refs++
+	return d
+}
+
+// releaseChunk drops one reference to c and recycles it when none is
+// left, clearing it so that it keeps nothing of the records alive.
+func (b *buffer) releaseChunk(c *defChunk) {
+	c.refs--
+	if c.refs == 0 && len(b.freeChunks) < maxFreeChunks {
+		clear(c.defs)
+		clear(c.fields)
+		c.defs, c.fields = c.defs[:0], c.fields[:0]
+		b.freeChunks = append(b.freeChunks, c)
+	}
+}
+
+// maxFreeChunks defChunks are kept for reuse.
+const maxFreeChunks = 4
+
+// encoded puts the entity data of the deferred records recs[i] (encoded
+// by the dispatcher: data[offs[i]:offs[i+1]]) in place, and counts their
+// bytes instead of the estimates.
+func (b *buffer) encoded(recs []*record, data []byte, offs []int) {
+	b.mu.Lock()
+	for i, r := range recs {
+		e := data[offs[i]:offs[i+1]]
+		b.bytes += len(e) - r.def.est
+		b.copyEntity(r, e)
+		b.releaseChunk(r.def.chunk)
+		r.def = nil
+	}
+	if b.blocked > 0 {
+		b.space.Broadcast()
+	}
+	b.mu.Unlock()
+}
+
 // putReplayed queues a record an earlier run left in the spool (its bytes
 // are the caller's to give away), waiting for room in memory as a blocked
 // writer would. It returns false, queueing nothing, from stopping on.
@@ -204,8 +311,8 @@ func (b *buffer) waitLocked() {
 // wakes the dispatcher if a full transaction may be waiting.
 func (b *buffer) queueLocked(r record) {
 	b.pending = append(b.pending, r)
-	b.pendingBytes += len(r.data)
-	b.bytes += len(r.data) + recordOverhead
+	b.pendingBytes += r.size()
+	b.bytes += r.size() + recordOverhead
 	kick := b.kickLocked()
 	b.mu.Unlock()
 	if kick {
@@ -323,11 +430,14 @@ func (b *buffer) finish(recs []record, ok bool, cause error) (spilled bool) {
 	}
 	for i := range recs {
 		r := &recs[i]
-		b.bytes -= len(r.data) + recordOverhead
+		b.bytes -= r.size() + recordOverhead
 		if r.slab != nil {
 			b.release(r.slab)
 		}
-		r.data, r.slab = nil, nil
+		if r.def != nil {
+			b.releaseChunk(r.def.chunk)
+		}
+		r.data, r.slab, r.def = nil, nil, nil
 		covered := false
 		for _, w := range b.waiters {
 			if r.seq <= w.upto {

@@ -74,12 +74,29 @@ func (c *core) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Check
 // Write encodes the entry and its fields and queues the entity.
 func (c *core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 	s := c.s
+	var p pendingZap
+	if c.deferZap(&p, ent, fields) {
+		return s.enqueueDeferred(&p)
+	}
 	st := s.getState()
 	t := ent.Time
 	if t.IsZero() {
 		t = s.opts.Now()
 	}
 	pk := st.begin(t)
+	st.writeZap(ent, t, c.frag, fields)
+	err := s.put(st, pk)
+	if ent.Level > zapcore.ErrorLevel && err == nil {
+		// DPanic, Panic and Fatal: store it before zap panics or exits;
+		// if that fails, zap prints the error to its ErrorOutput.
+		err = c.Sync()
+	}
+	return err
+}
+
+// writeZap encodes the entry (at t), the With fields and fields after the
+// keys.
+func (st *encState) writeZap(ent zapcore.Entry, t time.Time, frag schema.Fragment, fields []zapcore.Field) {
 	enc := &st.enc
 	enc.SetTime(t)
 	enc.SetLevel(ent.Level.String(), zapSeverity(ent.Level))
@@ -96,15 +113,8 @@ func (c *core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 	if ent.Stack != "" {
 		enc.SetStack(ent.Stack)
 	}
-	enc.AppendFragment(c.frag)
+	enc.AppendFragment(frag)
 	st.addFields(fields)
-	err := s.put(st, pk)
-	if ent.Level > zapcore.ErrorLevel && err == nil {
-		// DPanic, Panic and Fatal: store it before zap panics or exits;
-		// if that fails, zap prints the error to its ErrorOutput.
-		err = c.Sync()
-	}
-	return err
 }
 
 // Sync flushes the Sink, waiting at most Options.SyncTimeout.

@@ -493,6 +493,19 @@ func (s *Sink) enqueue(pk, rk string, entity []byte) error {
 	return nil
 }
 
+// enqueueDeferred queues d (see deferred.go): it blocks, drops or refuses
+// as enqueue does.
+func (s *Sink) enqueueDeferred(p *pendingZap) error {
+	switch s.buf.putDeferred(p) {
+	case putDropped:
+		s.reportLimited("drop", errors.New("sink: buffer full (Options.BufferBytes); dropping records (Overflow: DropNewest)"))
+	case putRefused:
+		s.reportLimited("closed", ErrClosed)
+		return ErrClosed
+	}
+	return nil
+}
+
 // finish marks recs as stored (ok) or given up on, releases their buffer
 // space and wakes what waits for them. Spooled records are acknowledged,
 // except those abandoned by Close (cause is context.Canceled), which stay

@@ -98,6 +98,10 @@ type dispatcher struct {
 	batches []*batch
 	open    []*batch  // per partition, the batch being filled
 	take    []spilled // records being read back from the spool
+	st      *encState // encodes deferred records
+	enc     []*record // the deferred records of a take, encoded into arena
+	offs    []int     // enc[i]'s entity is arena[offs[i]:offs[i+1]]
+	arena   []byte
 }
 
 // send takes the queue (and what fits of the records waiting in the spool)
@@ -112,6 +116,7 @@ type dispatcher struct {
 func (d *dispatcher) send(all bool) (poll bool) {
 	s := d.s
 	taken := s.buf.take()
+	d.encode(taken)
 	d.queue = append(d.queue, taken...)
 	s.buf.recycle(taken)
 	if d.refill() {
@@ -128,6 +133,37 @@ func (d *dispatcher) send(all bool) (poll bool) {
 	s.buf.dispatched(carried, carriedBytes, poll)
 	d.handOut()
 	return poll
+}
+
+// encode encodes the deferred records among recs in place.
+func (d *dispatcher) encode(recs []record) {
+	s := d.s
+	d.enc, d.offs, d.arena = d.enc[:0], append(d.offs[:0], 0), d.arena[:0]
+	for i := range recs {
+		r := &recs[i]
+		if r.def == nil {
+			continue
+		}
+		if d.st == nil {
+			d.st = newEncState(s)
+		}
+		d.arena = append(d.arena, d.st.encodeDeferred(r.def)...)
+		d.offs = append(d.offs, len(d.arena))
+		d.enc = append(d.enc, r)
+		if n := d.st.enc.Repairs(); n > 0 {
+			s.c.repaired.Add(uint64(n))
+		}
+		if n := d.st.enc.Truncations(); n > 0 {
+			s.c.truncated.Add(uint64(n))
+		}
+	}
+	if len(d.enc) > 0 {
+		s.buf.encoded(d.enc, d.arena, d.offs)
+		clear(d.enc)
+	}
+	if cap(d.arena) > 16<<20 {
+		d.arena = nil // a rare burst: do not keep its memory
+	}
 }
 
 // cut groups the queue into transactions (d.batches), one partition each,
