@@ -2,6 +2,7 @@ package sink
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap/zapcore"
 
@@ -102,6 +103,7 @@ type buffer struct {
 	spill        spillQueue // spooled records waiting on disk only (the buffer was full)
 	chunk        *defChunk  // where putDeferred puts deferred records
 	freeChunks   []*defChunk
+	ndeferred    atomic.Int64 // deferred records not yet encoded (read without mu)
 }
 
 func newBuffer(o Options, life *lifecycle, c *counters) *buffer {
@@ -213,6 +215,7 @@ func (b *buffer) putDeferred(p *pendingZap) putResult {
 	b.c.enqueued.Add(1)
 	d := b.deferredSlot(len(p.fields))
 	p.fill(d)
+	b.ndeferred.Add(1)
 	b.queueLocked(record{pk: p.pk, seq: b.seq, def: d})
 	return putQueued // queueLocked unlocked b.mu
 }
@@ -244,20 +247,30 @@ func (b *buffer) deferredSlot(n int) *deferred {
 	return d
 }
 
+// dropDeferred clears r's deferred entry, so that its chunk keeps nothing
+// of the caller's (strings, errors' text) alive, and releases the chunk.
+func (b *buffer) dropDeferred(r *record) {
+	d := r.def
+	c := d.chunk
+	clear(d.fields)
+	*d = deferred{}
+	r.def = nil
+	b.releaseChunk(c)
+}
+
 // releaseChunk drops one reference to c and recycles it when none is
-// left, clearing it so that it keeps nothing of the records alive.
+// left (its entries are cleared already).
 func (b *buffer) releaseChunk(c *defChunk) {
 	c.refs--
 	if c.refs == 0 && len(b.freeChunks) < maxFreeChunks {
-		clear(c.defs)
-		clear(c.fields)
 		c.defs, c.fields = c.defs[:0], c.fields[:0]
 		b.freeChunks = append(b.freeChunks, c)
 	}
 }
 
-// maxFreeChunks defChunks are kept for reuse.
-const maxFreeChunks = 4
+// maxFreeChunks defChunks are kept for reuse: enough for maxDeferred
+// records.
+const maxFreeChunks = maxDeferred/chunkDefs + 1
 
 // encoded puts the entity data of the deferred records recs[i] (encoded
 // by the dispatcher: data[offs[i]:offs[i+1]]) in place, and counts their
@@ -268,9 +281,9 @@ func (b *buffer) encoded(recs []*record, data []byte, offs []int) {
 		e := data[offs[i]:offs[i+1]]
 		b.bytes += len(e) - r.def.est
 		b.copyEntity(r, e)
-		b.releaseChunk(r.def.chunk)
-		r.def = nil
+		b.dropDeferred(r)
 	}
+	b.ndeferred.Add(-int64(len(recs)))
 	if b.blocked > 0 {
 		b.space.Broadcast()
 	}
@@ -435,7 +448,8 @@ func (b *buffer) finish(recs []record, ok bool, cause error) (spilled bool) {
 			b.release(r.slab)
 		}
 		if r.def != nil {
-			b.releaseChunk(r.def.chunk)
+			b.dropDeferred(r)
+			b.ndeferred.Add(-1)
 		}
 		r.data, r.slab, r.def = nil, nil, nil
 		covered := false

@@ -15,11 +15,21 @@ import (
 // enables. Use it with zap.New, alone or under zapcore.NewTee,
 // zapcore.NewSamplerWithOptions and the like.
 //
-// Write encodes the entry on the calling goroutine and queues it (with
-// Options.SpoolDir, after appending it to the spool, so it survives a crash
-// of the process once Write returns); it returns ErrClosed after Close and
-// nil otherwise (rejections by the service
-// are handled in the background, see Sink). It never retains the fields.
+// Write queues the entry; it returns ErrClosed after Close and nil
+// otherwise (rejections by the service are handled in the background, see
+// Sink). It never retains the fields slice, nor anything the caller may
+// change afterwards. An entry whose fields are all plain values (numbers,
+// strings, bools, durations, times, namespaces, and errors, whose text is
+// taken during the call) is copied and encoded by the Sink's background
+// dispatcher, off the logging goroutine, into the entity Write would have
+// made; its RowKey (its place in the order of records) is fixed during
+// the call. Write encodes every other entry on the calling goroutine: one
+// with []byte, Stringer, object, array or reflected fields, or an error
+// with a verbose form or causes; every entry with Options.SpoolDir (it is
+// spooled before Write returns, so it survives a crash of the process);
+// and, while 4096 entries already wait to be encoded, the next ones.
+// Stats.Repaired and Stats.Truncated count a deferred entry's repairs when
+// it is encoded.
 // Entries above ErrorLevel (DPanic, Panic, Fatal) are flushed before Write
 // returns, bounded by Options.SyncTimeout, so they are stored before zap
 // panics or exits; if that fails, Write returns the flush's

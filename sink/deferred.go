@@ -50,6 +50,15 @@ const (
 	maxDeferredFields = 64
 	// maxDeferredErrors: likewise with more error fields.
 	maxDeferredErrors = 4
+	// maxDeferred bounds the records waiting to be encoded: past it, Write
+	// encodes on the logging goroutine again. A logger that outruns the
+	// dispatcher so shares the encoding with it, and the entries waiting
+	// (memory the garbage collector scans, unlike encoded entities) stay
+	// within maxDeferred/chunkDefs chunks.
+	maxDeferred = 4096
+	// encodeGroup is how many deferred records the dispatcher encodes
+	// before it stores them in the buffer under one lock.
+	encodeGroup = 256
 )
 
 // pendingZap is an entry Write defers: its keys are fixed, the error
@@ -69,7 +78,7 @@ type pendingZap struct {
 // (false: Write encodes it now).
 func (c *core) deferZap(p *pendingZap, ent zapcore.Entry, fields []zapcore.Field) bool {
 	s := c.s
-	if s.sp != nil || ent.Level > zapcore.ErrorLevel || len(fields) > maxDeferredFields {
+	if s.sp != nil || ent.Level > zapcore.ErrorLevel || len(fields) > maxDeferredFields || s.buf.ndeferred.Load() >= maxDeferred {
 		return false
 	}
 	est := 256 + len(ent.Message) + len(ent.LoggerName) + len(ent.Caller.File) + len(ent.Stack)

@@ -135,10 +135,18 @@ func (d *dispatcher) send(all bool) (poll bool) {
 	return poll
 }
 
-// encode encodes the deferred records among recs in place.
+// encode encodes the deferred records among recs in place, encodeGroup
+// at a time.
 func (d *dispatcher) encode(recs []record) {
 	s := d.s
-	d.enc, d.offs, d.arena = d.enc[:0], append(d.offs[:0], 0), d.arena[:0]
+	flush := func() {
+		if len(d.enc) > 0 {
+			s.buf.encoded(d.enc, d.arena, d.offs)
+			clear(d.enc)
+		}
+		d.enc, d.offs, d.arena = d.enc[:0], append(d.offs[:0], 0), d.arena[:0]
+	}
+	flush()
 	for i := range recs {
 		r := &recs[i]
 		if r.def == nil {
@@ -156,13 +164,13 @@ func (d *dispatcher) encode(recs []record) {
 		if n := d.st.enc.Truncations(); n > 0 {
 			s.c.truncated.Add(uint64(n))
 		}
+		if len(d.enc) == encodeGroup {
+			flush()
+		}
 	}
-	if len(d.enc) > 0 {
-		s.buf.encoded(d.enc, d.arena, d.offs)
-		clear(d.enc)
-	}
-	if cap(d.arena) > 16<<20 {
-		d.arena = nil // a rare burst: do not keep its memory
+	flush()
+	if cap(d.arena) > 4<<20 {
+		d.arena = nil // a group of huge entries: do not keep its memory
 	}
 }
 
