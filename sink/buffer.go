@@ -82,28 +82,29 @@ type buffer struct {
 	kick     chan struct{} // to the dispatcher: a full transaction is waiting
 	flushNow chan struct{} // to the dispatcher: send everything now
 
-	mu           sync.Mutex
-	space        *sync.Cond // signalled when bytes shrink or the lifecycle advances
-	blocked      int        // goroutines waiting on space
-	slab         *slab      // where put copies entities (see copyEntity)
-	freeSlabs    []*slab
-	pending      []record // enqueued, not yet taken by the dispatcher
-	spare        []record
-	pendingBytes int
-	bytes        int    // entity bytes (+recordOverhead) of the records held in memory, +spilledCost for each waiting on disk
-	records      int    // records enqueued and not yet finished
-	seq          uint64 // records enqueued so far; record seq numbers are 1..seq
-	kicked       bool
-	polling      bool // the dispatcher looks for full transactions on its own (see fullPoll)
-	carried      int  // records in the largest partial transaction the dispatcher holds back
-	carriedBytes int  // and their bytes
-	waiters      []*waiter
-	lastErr      error      // last reason a record was given up on
-	unreported   int        // records given up on that no Flush or Close has reported yet
-	spill        spillQueue // spooled records waiting on disk only (the buffer was full)
-	chunk        *defChunk  // where putDeferred puts deferred records
-	freeChunks   []*defChunk
-	ndeferred    atomic.Int64 // deferred records not yet encoded (read without mu)
+	mu            sync.Mutex
+	space         *sync.Cond // signalled when bytes shrink or the lifecycle advances
+	blocked       int        // goroutines waiting on space
+	slab          *slab      // where put copies entities (see copyEntity)
+	freeSlabs     []*slab
+	pending       []record // enqueued, not yet taken by the dispatcher
+	spare         []record
+	pendingBytes  int
+	bytes         int    // entity bytes (+recordOverhead) of the records held in memory, +spilledCost for each waiting on disk
+	records       int    // records enqueued and not yet finished
+	seq           uint64 // records enqueued so far; record seq numbers are 1..seq
+	kicked        bool
+	polling       bool // the dispatcher looks for full transactions on its own (see fullPoll)
+	carried       int  // records in the largest partial transaction the dispatcher holds back
+	carriedBytes  int  // and their bytes
+	waiters       []*waiter
+	lastErr       error      // last reason a record was given up on
+	unreported    int        // records given up on that no Flush or Close has reported yet
+	spill         spillQueue // spooled records waiting on disk only (the buffer was full)
+	chunk         *defChunk  // where putDeferred puts deferred records
+	freeChunks    []*defChunk
+	ndeferred     atomic.Int64 // deferred records not yet encoded (read without mu)
+	deferredBytes atomic.Int64 // and their deferredSize
 }
 
 func newBuffer(o Options, life *lifecycle, c *counters) *buffer {
@@ -216,6 +217,7 @@ func (b *buffer) putDeferred(p *pendingZap) putResult {
 	d := b.deferredSlot(len(p.fields))
 	p.fill(d)
 	b.ndeferred.Add(1)
+	b.deferredBytes.Add(deferredSize(len(d.fields)))
 	b.queueLocked(record{pk: p.pk, seq: b.seq, def: d})
 	return putQueued // queueLocked unlocked b.mu
 }
@@ -252,6 +254,8 @@ func (b *buffer) deferredSlot(n int) *deferred {
 func (b *buffer) dropDeferred(r *record) {
 	d := r.def
 	c := d.chunk
+	b.ndeferred.Add(-1)
+	b.deferredBytes.Add(-deferredSize(len(d.fields)))
 	clear(d.fields)
 	*d = deferred{}
 	r.def = nil
@@ -268,9 +272,9 @@ func (b *buffer) releaseChunk(c *defChunk) {
 	}
 }
 
-// maxFreeChunks defChunks are kept for reuse: enough for maxDeferred
-// records.
-const maxFreeChunks = maxDeferred/chunkDefs + 1
+// maxFreeChunks defChunks (about 320 KB each) are kept for reuse: about
+// maxDeferredBytes.
+var maxFreeChunks = int(maxDeferredBytes/(chunkDefs*deferredSize(0)+chunkFields*deferredSize(1)-chunkFields*deferredSize(0))) + 1
 
 // encoded puts the entity data of the deferred records recs[i] (encoded
 // by the dispatcher: data[offs[i]:offs[i+1]]) in place, and counts their
@@ -283,7 +287,6 @@ func (b *buffer) encoded(recs []*record, data []byte, offs []int) {
 		b.copyEntity(r, e)
 		b.dropDeferred(r)
 	}
-	b.ndeferred.Add(-int64(len(recs)))
 	if b.blocked > 0 {
 		b.space.Broadcast()
 	}
@@ -449,7 +452,6 @@ func (b *buffer) finish(recs []record, ok bool, cause error) (spilled bool) {
 		}
 		if r.def != nil {
 			b.dropDeferred(r)
-			b.ndeferred.Add(-1)
 		}
 		r.data, r.slab, r.def = nil, nil, nil
 		covered := false

@@ -27,7 +27,8 @@ import (
 // with []byte, Stringer, object, array or reflected fields, or an error
 // with a verbose form or causes; every entry with Options.SpoolDir (it is
 // spooled before Write returns, so it survives a crash of the process);
-// and, while 4096 entries already wait to be encoded, the next ones.
+// and, while 4 MiB of entries already wait to be encoded (a logger
+// outrunning the dispatcher), the next ones.
 // Stats.Repaired and Stats.Truncated count a deferred entry's repairs when
 // it is encoded.
 // Entries above ErrorLevel (DPanic, Panic, Fatal) are flushed before Write

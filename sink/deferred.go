@@ -3,6 +3,7 @@ package sink
 import (
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/tablelog/tablelog/internal/schema"
@@ -50,16 +51,22 @@ const (
 	maxDeferredFields = 64
 	// maxDeferredErrors: likewise with more error fields.
 	maxDeferredErrors = 4
-	// maxDeferred bounds the records waiting to be encoded: past it, Write
-	// encodes on the logging goroutine again. A logger that outruns the
-	// dispatcher so shares the encoding with it, and the entries waiting
-	// (memory the garbage collector scans, unlike encoded entities) stay
-	// within maxDeferred/chunkDefs chunks.
-	maxDeferred = 4096
+	// maxDeferredBytes bounds the memory of the entries waiting to be
+	// encoded (deferredSize each): past it, Write encodes on the logging
+	// goroutine again. A logger that outruns the dispatcher so shares the
+	// encoding with it, and the entries waiting (memory the garbage
+	// collector scans, unlike encoded entities) stay small.
+	maxDeferredBytes = 4 << 20
 	// encodeGroup is how many deferred records the dispatcher encodes
 	// before it stores them in the buffer under one lock.
 	encodeGroup = 256
 )
+
+// deferredSize is the memory a deferred entry with n fields takes in its
+// chunk.
+func deferredSize(n int) int64 {
+	return int64(unsafe.Sizeof(deferred{})) + int64(n)*int64(unsafe.Sizeof(zapcore.Field{}))
+}
 
 // pendingZap is an entry Write defers: its keys are fixed, the error
 // fields' text taken; putDeferred copies it into a defChunk.
@@ -78,7 +85,7 @@ type pendingZap struct {
 // (false: Write encodes it now).
 func (c *core) deferZap(p *pendingZap, ent zapcore.Entry, fields []zapcore.Field) bool {
 	s := c.s
-	if s.sp != nil || ent.Level > zapcore.ErrorLevel || len(fields) > maxDeferredFields || s.buf.ndeferred.Load() >= maxDeferred {
+	if s.sp != nil || ent.Level > zapcore.ErrorLevel || len(fields) > maxDeferredFields || s.buf.deferredBytes.Load() >= maxDeferredBytes {
 		return false
 	}
 	est := 256 + len(ent.Message) + len(ent.LoggerName) + len(ent.Caller.File) + len(ent.Stack)

@@ -271,39 +271,40 @@ func blockingTable() (*fakeTable, func()) {
 
 // While the table does not answer, deferred entries count in BufferBytes
 // (by estimate until encoded), the buffer drops past it (DropNewest), at
-// most maxDeferred entries wait unencoded (Write encodes the rest itself),
+// most maxDeferredBytes of entries wait unencoded (Write encodes the rest
+// itself),
 // and repairs made by the dispatcher are counted. Afterwards the accounting
 // ends at zero.
 func TestDeferredAccounting(t *testing.T) {
 	tbl, release := blockingTable()
 	defer release()
-	const limit = 4 << 20
+	const limit, n = 16 << 20, 40_000
 	s, _ := newSDKSink(t, tbl, Options{BufferBytes: limit, Overflow: DropNewest, ErrorHandler: func(error) {}})
 	l := zap.New(s.Core(zapcore.DebugLevel))
 	l.Info("repaired", zap.String("bad", "a\xffb"))
 	maxWaiting := int64(0)
-	for i := range 20_000 {
+	for i := range n - 1 {
 		l.Info("record", zap.Int("i", i), zap.String("pad", strings.Repeat("p", 200)))
-		if n := s.buf.ndeferred.Load(); n > maxWaiting {
+		if n := s.buf.deferredBytes.Load(); n > maxWaiting {
 			maxWaiting = n
 		}
 	}
 	st := s.Stats()
 	if st.Dropped == 0 {
-		t.Errorf("nothing dropped with %d records of ~700 bytes in a %d-byte buffer", 20_001, limit)
+		t.Errorf("nothing dropped with %d records of ~1,000 bytes in a %d-byte buffer", n, limit)
 	}
 	if st.BufferedBytes > limit+64<<10 {
 		t.Errorf("buffer holds %d bytes, limit %d", st.BufferedBytes, limit)
 	}
-	if maxWaiting > maxDeferred || maxWaiting == 0 {
-		t.Errorf("up to %d entries waited unencoded, want 1..%d", maxWaiting, maxDeferred)
+	if maxWaiting > maxDeferredBytes+deferredSize(2) || maxWaiting < maxDeferredBytes/2 {
+		t.Errorf("up to %d bytes of entries waited unencoded, want about %d", maxWaiting, maxDeferredBytes)
 	}
 	release()
 	if err := s.Flush(ctxT(t, time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	st = s.Stats()
-	if st.BufferedBytes != 0 || st.BufferedRecords != 0 || st.Written != st.Enqueued || st.Written+st.Dropped != 20_001 {
+	if st.BufferedBytes != 0 || st.BufferedRecords != 0 || st.Written != st.Enqueued || st.Written+st.Dropped != n {
 		t.Errorf("stats after Flush: %+v", st)
 	}
 	if st.Repaired != 1 {
