@@ -144,29 +144,9 @@ func (b *buffer) put(pk string, tk spool.Ticket, spooled bool, entity []byte) pu
 	if spooled {
 		need = spilledCost // its entry, waiting on disk
 	}
-	b.mu.Lock()
-	waited := false
-	for !b.life.atLeast(phaseClosing) && b.bytes > 0 && b.bytes+need > b.max {
-		if b.drop {
-			b.c.dropped.Add(1)
-			b.mu.Unlock()
-			signal(b.flushNow)
-			return putDropped
-		}
-		if !waited {
-			waited = true
-			b.c.blocked.Add(1)
-		}
-		b.waitLocked()
+	if res := b.admit(need); res != putQueued {
+		return res
 	}
-	if b.life.atLeast(phaseClosing) {
-		b.c.rejected.Add(1)
-		b.mu.Unlock()
-		return putRefused
-	}
-	b.seq++
-	b.records++
-	b.c.enqueued.Add(1)
 	if spooled && (b.spill.len() > 0 || !b.memFitsLocked(cost)) {
 		// The buffer is full (or others already wait on disk): keep only
 		// the Ticket; the dispatcher reads the record back in its turn.
@@ -186,11 +166,12 @@ func (b *buffer) put(pk string, tk spool.Ticket, spooled bool, entity []byte) pu
 	return putQueued // queueLocked unlocked b.mu
 }
 
-// putDeferred queues a record that the dispatcher encodes (see
-// deferred.go), counting p.est bytes for it until then. It blocks, drops
-// and refuses as put does.
-func (b *buffer) putDeferred(p *pendingZap) putResult {
-	need := p.est + recordOverhead
+// admit locks b.mu and waits until a record needing need bytes fits (the
+// buffer is empty or has room), then numbers and counts it, leaving b.mu
+// locked, and returns putQueued. If the buffer is full and drops, or Close
+// has begun, it counts that and returns putDropped or putRefused, b.mu
+// unlocked.
+func (b *buffer) admit(need int) putResult {
 	b.mu.Lock()
 	waited := false
 	for !b.life.atLeast(phaseClosing) && b.bytes > 0 && b.bytes+need > b.max {
@@ -214,6 +195,17 @@ func (b *buffer) putDeferred(p *pendingZap) putResult {
 	b.seq++
 	b.records++
 	b.c.enqueued.Add(1)
+	return putQueued
+}
+
+// putDeferred queues a record that the dispatcher encodes (see
+// deferred.go), counting p.est bytes for it until then. It blocks, drops
+// and refuses as put does.
+func (b *buffer) putDeferred(p *pendingZap) putResult {
+	need := p.est + recordOverhead
+	if res := b.admit(need); res != putQueued {
+		return res
+	}
 	d := b.deferredSlot(len(p.fields))
 	p.fill(d)
 	b.ndeferred.Add(1)
