@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -199,26 +200,39 @@ func (b *buffer) admit(need int) putResult {
 }
 
 // putDeferred queues a record that the dispatcher encodes (see
-// deferred.go), counting p.est bytes for it until then. It blocks, drops
-// and refuses as put does.
-func (b *buffer) putDeferred(p *pendingZap) putResult {
-	need := p.est + recordOverhead
-	if res := b.admit(need); res != putQueued {
+// deferred.go): z, a zap entry, or sl, a slog record (the other is nil),
+// counting its est bytes until then. It blocks, drops and refuses as put
+// does.
+func (b *buffer) putDeferred(z *pendingZap, sl *pendingSlog) putResult {
+	var est, nf, na int
+	pk := ""
+	if z != nil {
+		est, nf, pk = z.est, len(z.fields), z.pk
+	} else {
+		est, na, pk = sl.est, sl.n, sl.pk
+	}
+	if res := b.admit(est + recordOverhead); res != putQueued {
 		return res
 	}
-	d := b.deferredSlot(len(p.fields))
-	p.fill(d)
+	d := b.deferredSlot(nf, na)
+	if z != nil {
+		z.fill(d)
+	} else {
+		sl.fill(d)
+	}
 	b.ndeferred.Add(1)
-	b.deferredBytes.Add(deferredSize(len(d.fields)))
-	b.queueLocked(record{pk: p.pk, seq: b.seq, def: d})
+	b.deferredBytes.Add(deferredSize(nf, na))
+	b.queueLocked(record{pk: pk, seq: b.seq, def: d})
 	return putQueued // queueLocked unlocked b.mu
 }
 
-// deferredSlot returns a slot in the current defChunk with room for n
-// fields.
-func (b *buffer) deferredSlot(n int) *deferred {
+// deferredSlot returns a slot in the current defChunk with room for nf
+// zap fields and na slog attributes.
+func (b *buffer) deferredSlot(nf, na int) *deferred {
 	cur := b.chunk
-	if cur == nil || len(cur.defs) == cap(cur.defs) || len(cur.fields)+n > cap(cur.fields) {
+	if cur == nil || len(cur.defs) == cap(cur.defs) ||
+		(cap(cur.fields) > 0 && len(cur.fields)+nf > cap(cur.fields)) ||
+		(cap(cur.attrs) > 0 && len(cur.attrs)+na > cap(cur.attrs)) {
 		if cur != nil {
 			b.releaseChunk(cur)
 		}
@@ -226,16 +240,29 @@ func (b *buffer) deferredSlot(n int) *deferred {
 			cur = b.freeChunks[k-1]
 			b.freeChunks = b.freeChunks[:k-1]
 		} else {
-			cur = &defChunk{defs: make([]deferred, 0, chunkDefs), fields: make([]zapcore.Field, 0, chunkFields)}
+			cur = &defChunk{defs: make([]deferred, 0, chunkDefs)}
 		}
 		cur.refs = 1
 		b.chunk = cur
 	}
+	if nf > 0 && cap(cur.fields) == 0 {
+		cur.fields = make([]zapcore.Field, 0, chunkFields)
+	}
+	if na > 0 && cap(cur.attrs) == 0 {
+		cur.attrs = make([]slog.Attr, 0, chunkFields)
+	}
 	cur.defs = cur.defs[:len(cur.defs)+1]
 	d := &cur.defs[len(cur.defs)-1]
-	start := len(cur.fields)
-	cur.fields = cur.fields[:start+n]
-	d.fields = cur.fields[start : start+n : start+n]
+	if nf > 0 {
+		start := len(cur.fields)
+		cur.fields = cur.fields[:start+nf]
+		d.fields = cur.fields[start : start+nf : start+nf]
+	}
+	if na > 0 {
+		start := len(cur.attrs)
+		cur.attrs = cur.attrs[:start+na]
+		d.attrs = cur.attrs[start : start+na : start+na]
+	}
 	d.chunk = cur
 	cur.refs++
 	return d
@@ -247,8 +274,9 @@ func (b *buffer) dropDeferred(r *record) {
 	d := r.def
 	c := d.chunk
 	b.ndeferred.Add(-1)
-	b.deferredBytes.Add(-deferredSize(len(d.fields)))
+	b.deferredBytes.Add(-deferredSize(len(d.fields), len(d.attrs)))
 	clear(d.fields)
+	clear(d.attrs)
 	*d = deferred{}
 	r.def = nil
 	b.releaseChunk(c)
@@ -259,14 +287,14 @@ func (b *buffer) dropDeferred(r *record) {
 func (b *buffer) releaseChunk(c *defChunk) {
 	c.refs--
 	if c.refs == 0 && len(b.freeChunks) < maxFreeChunks {
-		c.defs, c.fields = c.defs[:0], c.fields[:0]
+		c.defs, c.fields, c.attrs = c.defs[:0], c.fields[:0], c.attrs[:0]
 		b.freeChunks = append(b.freeChunks, c)
 	}
 }
 
 // maxFreeChunks defChunks (about 320 KB each) are kept for reuse: about
 // maxDeferredBytes.
-var maxFreeChunks = int(maxDeferredBytes/(chunkDefs*deferredSize(0)+chunkFields*deferredSize(1)-chunkFields*deferredSize(0))) + 1
+var maxFreeChunks = int(maxDeferredBytes/(chunkDefs*deferredSize(0, 0)+chunkFields*(deferredSize(1, 0)-deferredSize(0, 0)))) + 1
 
 // encoded puts the entity data of the deferred records recs[i] (encoded
 // by the dispatcher: data[offs[i]:offs[i+1]]) in place, and counts their

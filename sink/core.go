@@ -87,7 +87,7 @@ func (c *core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 	s := c.s
 	var p pendingZap
 	if c.deferZap(&p, ent, fields) {
-		return s.enqueueDeferred(&p)
+		return s.enqueueDeferred(&p, nil)
 	}
 	st := s.getState()
 	t := ent.Time

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 	"unsafe"
 
@@ -10,37 +11,51 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// Deferred encoding: a zap entry whose fields are all values that cannot
-// change after the call (numbers, strings, times, durations, and errors,
-// whose text is taken at the call) is not encoded on the logging
-// goroutine. Write fixes its keys (the ULID, so the order of records is the
-// order of the calls), copies the entry and the fields, and queues them; the
-// dispatcher encodes them before it cuts transactions, exactly as Write
-// would have. Anything else (a []byte, a Stringer, an ObjectMarshaler, a
-// reflected value, an error with causes or a verbose form) is encoded
-// before Write returns, since the caller may change it afterwards. So is
-// every entry with a spool (it is spooled encoded) and every entry above
-// ErrorLevel (it is flushed at once).
+// Deferred encoding: a zap entry or slog record whose fields are all
+// values that cannot change after the call (numbers, strings, times,
+// durations, and errors, whose text is taken at the call) is not encoded on
+// the logging goroutine. Write or Handle fixes its keys (the ULID, so the
+// order of records is the order of the calls), copies the entry and the
+// fields, and queues them; the dispatcher encodes them before it cuts
+// transactions, exactly as Write or Handle would have. Anything else (a
+// []byte, a Stringer, an ObjectMarshaler, a reflected value, a slog group
+// or any other slog.KindAny value, a zap error with causes or a verbose
+// form) is encoded before the call returns, since the caller may change it
+// afterwards. So is every entry with a spool (it is spooled encoded), every
+// zap entry above ErrorLevel (it is flushed at once) and every slog record
+// of a Handler with ReplaceAttr (the caller's function runs during the
+// call).
 
-// deferred is a zap entry waiting for the dispatcher to encode it. It
-// lives in a defChunk.
+// deferred is a zap entry or a slog record waiting for the dispatcher to
+// encode it. It lives in a defChunk.
 type deferred struct {
-	pk     string
-	id     ulid.ULID
-	t      time.Time
+	pk    string
+	id    ulid.ULID
+	t     time.Time // the Time column (zero: none, a slog record without a time)
+	frag  schema.Fragment
+	est   int // the entity size the buffer counts until it is encoded
+	chunk *defChunk
+
+	// A zap entry (h is nil):
 	ent    zapcore.Entry
-	frag   schema.Fragment
 	fields []zapcore.Field // copies in chunk.fields; errors replaced by their text
-	est    int             // the entity size the buffer counts until it is encoded
-	chunk  *defChunk
+
+	// A slog record:
+	h     *handler
+	level slog.Level
+	msg   string
+	pc    uintptr
+	attrs []slog.Attr // copies in chunk.attrs; LogValuers resolved, errors replaced by their text
 }
 
 // defChunk holds deferred records and their fields, so deferring does not
 // allocate per record. The buffer hands out its slots under its mutex and
-// reuses it once every record in it is encoded.
+// reuses it once every record in it is encoded. fields and attrs are
+// allocated when first needed.
 type defChunk struct {
 	defs   []deferred
 	fields []zapcore.Field
+	attrs  []slog.Attr
 	refs   int // records in it not yet encoded, plus one while it is the current chunk
 }
 
@@ -49,6 +64,9 @@ const (
 	chunkFields = 16 * chunkDefs
 	// maxDeferredFields: an entry with more fields is encoded at once.
 	maxDeferredFields = 64
+	// maxDeferredAttrs: a slog record with more attributes is encoded at
+	// once.
+	maxDeferredAttrs = 16
 	// maxDeferredErrors: likewise with more error fields.
 	maxDeferredErrors = 4
 	// maxDeferredBytes bounds the memory of the entries waiting to be
@@ -62,10 +80,10 @@ const (
 	encodeGroup = 256
 )
 
-// deferredSize is the memory a deferred entry with n fields takes in its
-// chunk.
-func deferredSize(n int) int64 {
-	return int64(unsafe.Sizeof(deferred{})) + int64(n)*int64(unsafe.Sizeof(zapcore.Field{}))
+// deferredSize is the memory a deferred entry with nf zap fields or na
+// slog attributes takes in its chunk.
+func deferredSize(nf, na int) int64 {
+	return int64(unsafe.Sizeof(deferred{})) + int64(nf)*int64(unsafe.Sizeof(zapcore.Field{})) + int64(na)*int64(unsafe.Sizeof(slog.Attr{}))
 }
 
 // pendingZap is an entry Write defers: its keys are fixed, the error
@@ -162,10 +180,98 @@ func errorText(err error) (text string, ok bool) {
 	return err.Error(), true
 }
 
+// pendingSlog is a record Handle defers: its keys are fixed, its
+// attributes copied (LogValuers resolved, errors replaced by their text);
+// putDeferred copies it into a defChunk.
+type pendingSlog struct {
+	pk    string
+	id    ulid.ULID
+	t     time.Time
+	level slog.Level
+	msg   string
+	pc    uintptr
+	h     *handler
+	est   int
+	n     int
+	attrs [maxDeferredAttrs]slog.Attr
+}
+
+// deferSlog fills p for r and reports whether it may be deferred (false:
+// Handle encodes it now).
+func (h *handler) deferSlog(p *pendingSlog, r *slog.Record) bool {
+	s := h.s
+	if s.sp != nil || h.replace != nil || r.NumAttrs() > maxDeferredAttrs || s.buf.deferredBytes.Load() >= maxDeferredBytes {
+		return false
+	}
+	p.est = 256 + len(r.Message)
+	ok := true
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Value.Kind() == slog.KindLogValuer {
+			a.Value = a.Value.Resolve() // as attr would, during the call
+		}
+		switch a.Value.Kind() {
+		case slog.KindString:
+			p.est += len(a.Value.String())
+		case slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration, slog.KindTime:
+		case slog.KindAny:
+			// Errors only: the encoder stores an error as its text
+			// (schema.Encoder.Any), "<nil>" for a nil pointer.
+			err, isErr := a.Value.Any().(error)
+			if !isErr {
+				ok = false
+				return false
+			}
+			text := "<nil>"
+			if !schema.IsNilPointer(err) {
+				if text, ok = errorText(err); !ok {
+					return false // Any stores the panic; let it
+				}
+			}
+			a.Value = slog.StringValue(text)
+			p.est += len(text)
+		default:
+			ok = false
+			return false
+		}
+		p.est += 2*len(a.Key) + 48
+		p.attrs[p.n] = a
+		p.n++
+		return true
+	})
+	if !ok {
+		return false
+	}
+	p.h, p.level, p.msg, p.pc, p.t = h, r.Level, r.Message, r.PC, r.Time
+	kt := r.Time
+	if kt.IsZero() {
+		kt = s.opts.Now() // keys need a time; the entity gets no Time
+	}
+	p.pk = s.partitionKey(kt)
+	p.id = s.gen.New(kt)
+	return true
+}
+
+// fill copies p into d, whose attrs have room for p's.
+func (p *pendingSlog) fill(d *deferred) {
+	d.pk, d.id, d.t, d.est = p.pk, p.id, p.t, p.est
+	d.h, d.frag, d.level, d.msg, d.pc = p.h, p.h.frag, p.level, p.msg, p.pc
+	copy(d.attrs, p.attrs[:p.n])
+}
+
 // encodeDeferred encodes d into st.enc and returns the entity.
 func (st *encState) encodeDeferred(d *deferred) []byte {
 	rk := schema.AppendRowKey(st.rk[:0], d.id)
 	st.enc.Reset(d.pk, unsafeString(rk))
-	st.writeZap(d.ent, d.t, d.frag, d.fields)
+	if d.h == nil {
+		st.writeZap(d.ent, d.t, d.frag, d.fields)
+		return st.enc.Finish()
+	}
+	st.h = d.h
+	st.writeSlogHead(d.t, d.level, d.msg, d.pc)
+	st.enc.AppendFragment(d.frag)
+	for _, a := range d.attrs {
+		st.attr(a, d.h.groups)
+	}
+	st.h = nil
 	return st.enc.Finish()
 }

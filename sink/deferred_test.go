@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -296,7 +298,7 @@ func TestDeferredAccounting(t *testing.T) {
 	if st.BufferedBytes > limit+64<<10 {
 		t.Errorf("buffer holds %d bytes, limit %d", st.BufferedBytes, limit)
 	}
-	if maxWaiting > maxDeferredBytes+deferredSize(2) || maxWaiting < maxDeferredBytes/2 {
+	if maxWaiting > maxDeferredBytes+deferredSize(2, 0) || maxWaiting < maxDeferredBytes/2 {
 		t.Errorf("up to %d bytes of entries waited unencoded, want about %d", maxWaiting, maxDeferredBytes)
 	}
 	release()
@@ -336,5 +338,188 @@ func TestDeferredKeepsNothingAlive(t *testing.T) {
 	}
 	if wp.Value() != nil {
 		t.Error("the logged string is still reachable after its entry was encoded and stored")
+	}
+}
+
+// logValuer's LogValue counts its calls and returns n.
+type logValuer struct{ calls *int }
+
+func (v logValuer) LogValue() slog.Value { *v.calls++; return slog.IntValue(*v.calls) }
+
+// deferrableAttrs returns attributes of every kind a slog record may be
+// deferred with, including values the encoder repairs, truncates or moves
+// to Extra.
+func deferrableAttrs(calls *int) []slog.Attr {
+	var nilErr *os.PathError
+	return []slog.Attr{
+		slog.String("s", "héllo"),
+		slog.String("bad", "a\xffb"),
+		slog.String("long", strings.Repeat("x", 40_000)),
+		slog.Int("i", -42),
+		slog.Uint64("u", 1<<63),
+		slog.Float64("f", math.Inf(1)),
+		slog.Bool("ok", true),
+		slog.Duration("d", time.Second),
+		slog.Time("at", time.Date(1500, 1, 2, 3, 4, 5, 0, time.UTC)),
+		slog.Any("error", errors.New("boom")),
+		slog.Any("nilerr", nilErr),
+		slog.Any("lv", logValuer{calls}),
+		slog.String("dup", "one"),
+		slog.String("dup", "two"),
+		slog.String("Level", "a field named like a column"),
+	}
+}
+
+// The entity the dispatcher encodes from a deferred slog record is, byte
+// for byte, the one Handle encodes on the logging goroutine.
+func TestDeferredSlogMatchesHandle(t *testing.T) {
+	s, _ := newSDKSink(t, newFakeTable(), Options{})
+	h := s.Handler(&slog.HandlerOptions{Level: slog.LevelDebug, AddSource: true}).
+		WithAttrs([]slog.Attr{slog.String("req", "r1")}).WithGroup("ctx").(*handler)
+	var pcs [1]uintptr
+	runtime.Callers(1, pcs[:])
+	for _, at := range []time.Time{time.Date(2026, 12, 6, 23, 59, 59, 999999999, time.UTC), {}} {
+		calls := 0
+		r := slog.NewRecord(at, slog.LevelWarn+2, "request handled", pcs[0])
+		r.AddAttrs(deferrableAttrs(&calls)...)
+		var p pendingSlog
+		if !h.deferSlog(&p, &r) {
+			t.Fatal("record not deferred")
+		}
+		if calls != 1 {
+			t.Fatalf("LogValue called %d times during the call, want 1", calls)
+		}
+
+		// Handle's encoding of the same record under the same keys.
+		calls = 0
+		st := newEncState(s)
+		st.h = h
+		st.enc.Reset(p.pk, string(schema.AppendRowKey(nil, p.id)))
+		st.writeSlogHead(r.Time, r.Level, r.Message, r.PC)
+		st.enc.AppendFragment(h.frag)
+		r.Attrs(st.attrFn)
+		want := bytes.Clone(st.enc.Finish())
+
+		d := &deferred{attrs: make([]slog.Attr, p.n)}
+		p.fill(d)
+		got := newEncState(s).encodeDeferred(d)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("time %v: deferred entity differs from Handle's:\n got %.600s\nwant %.600s", at, got, want)
+		}
+		for _, col := range []string{`"ctx__long_z1":`, `"Extra":`, `"ctx__error":"boom"`, `"ctx__nilerr":"<nil>"`, `"Caller":`, `"Level":"warn+2"`} {
+			if !bytes.Contains(got, []byte(col)) {
+				t.Errorf("entity lacks %s: …%s", col, got[max(0, len(got)-400):])
+			}
+		}
+		if hasTime := bytes.Contains(got, []byte(`"Time":`)); hasTime == at.IsZero() {
+			t.Errorf("time %v: Time column present %v", at, hasTime)
+		}
+	}
+}
+
+// Only records whose attributes cannot change after the call are deferred,
+// and none of a Handler with ReplaceAttr or of a Sink with a spool.
+func TestDeferSlogDecides(t *testing.T) {
+	s, _ := newSDKSink(t, newFakeTable(), Options{})
+	h := s.Handler(nil).(*handler)
+	calls := 0
+	many := func(n int) []slog.Attr {
+		var as []slog.Attr
+		for i := range n {
+			as = append(as, slog.Int(fmt.Sprint("k", i), i))
+		}
+		return as
+	}
+	for _, tc := range []struct {
+		name  string
+		attrs []slog.Attr
+		want  bool
+	}{
+		{"no attributes", nil, true},
+		{"every plain kind", deferrableAttrs(&calls), true},
+		{"16 attributes", many(16), true},
+		{"17 attributes", many(17), false},
+		{"group", []slog.Attr{slog.Group("g", slog.Int("a", 1))}, false},
+		{"bytes", []slog.Attr{slog.Any("b", []byte("x"))}, false},
+		{"struct", []slog.Attr{slog.Any("v", struct{ A int }{1})}, false},
+		{"stringer", []slog.Attr{slog.Any("s", stringer{new(string)})}, false},
+		{"panicking error", []slog.Attr{slog.Any("e", panicErr{})}, false},
+		{"valuer of a group", []slog.Attr{slog.Any("lv", slog.GroupValue(slog.Int("a", 1)))}, false},
+	} {
+		r := slog.NewRecord(time.Now(), slog.LevelInfo, "m", 0)
+		r.AddAttrs(tc.attrs...)
+		var p pendingSlog
+		if got := h.deferSlog(&p, &r); got != tc.want {
+			t.Errorf("%s: deferred %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, "m", 0)
+	r.AddAttrs(slog.Int("i", 1))
+	replacing := s.Handler(&slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr { return a }}).(*handler)
+	var p pendingSlog
+	if replacing.deferSlog(&p, &r) {
+		t.Error("a record was deferred with ReplaceAttr")
+	}
+	spooled, _ := newSDKSink(t, newFakeTable(), Options{SpoolDir: t.TempDir()})
+	if spooled.Handler(nil).(*handler).deferSlog(&p, &r) {
+		t.Error("a record was deferred with a spool")
+	}
+}
+
+// Against Azurite: deferred slog records are stored with the values they
+// had at the call (an error's text changed afterwards, a LogValuer
+// resolved once, during the call), in the order of the calls, deferred or
+// not.
+func TestDeferredSlogEndToEnd(t *testing.T) {
+	tbl := azurite.Get(t).NewTable(t)
+	s, _ := newSink(t, tbl, Options{FlushInterval: time.Hour})
+	l := slog.New(s.Handler(nil)).With("svc", "orders")
+
+	errText := "error at the call"
+	calls := 0
+	l.Info("deferred", "n", 1, "err", mutableErr{&errText}, "lv", logValuer{&calls})
+	l.Info("not deferred", "list", []int{1, 2})
+	const mixed = 40
+	for i := range mixed {
+		if i%2 == 0 {
+			l.Info("mixed", "i", i)
+		} else {
+			l.Info("mixed", "i", i, slog.Group("g", "a", 1))
+		}
+	}
+	if n := s.buf.ndeferred.Load(); n != 1+mixed/2 {
+		t.Fatalf("%d records wait to be encoded, want %d", n, 1+mixed/2)
+	}
+	errText = "CHANGED"
+	if err := s.Flush(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Errorf("LogValue called %d times, want once (during the call)", calls)
+	}
+	if st := s.Stats(); st.BufferedRecords != 0 || st.BufferedBytes != 0 || st.Written != 2+mixed {
+		t.Errorf("stats after Flush: %+v", st)
+	}
+	logs, _ := readAll(t, tbl)
+	m := byMsg(logs)
+	if d := m["deferred"].Fields; d["n"] != int64(1) || d["err"] != "error at the call" || d["lv"] != int64(1) || d["svc"] != "orders" {
+		t.Errorf("deferred record stored %v", d)
+	}
+	if nd := m["not deferred"].Fields; nd["list"] != "[1,2]" {
+		t.Errorf("record encoded at the call stored %v", nd)
+	}
+	var order []int64
+	for _, e := range logs {
+		if e.Msg == "mixed" {
+			order = append(order, e.Fields["i"].(int64))
+		}
+	}
+	if len(order) != mixed {
+		t.Fatalf("%d mixed records stored", len(order))
+	}
+	for k, i := range order {
+		if i != int64(mixed-1-k) {
+			t.Fatalf("records out of call order (newest first): %v", order)
+		}
 	}
 }

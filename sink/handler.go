@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tablelog/tablelog/internal/schema"
 )
@@ -16,11 +17,19 @@ type slogAttr = slog.Attr
 // Level (default Info), AddSource and ReplaceAttr are honoured as
 // slog.JSONHandler honours them.
 //
-// Handle encodes the record on the calling goroutine and queues it (with
-// Options.SpoolDir, after appending it to the spool, so it survives a crash
-// of the process once Handle returns); it returns ErrClosed after Close and
-// nil otherwise. It never retains the
-// record or its attributes. WithAttrs encodes its attributes once;
+// Handle queues the record; it returns ErrClosed after Close and nil
+// otherwise. It never retains the record, nor anything the caller may
+// change afterwards. A record of at most 16 attributes that are all plain
+// values (strings, numbers, bools, durations, times, and errors, whose
+// text is taken during the call; LogValuers are resolved during the call)
+// is copied and encoded by the Sink's background dispatcher, off the
+// logging goroutine, into the entity Handle would have made; its RowKey
+// (its place in the order of records) is fixed during the call. Handle
+// encodes every other record on the calling goroutine: one with a group or
+// another slog.KindAny value, every record of a Handler with ReplaceAttr,
+// every record with Options.SpoolDir (it is spooled before Handle returns,
+// so it survives a crash of the process), and, while 4 MiB of entries
+// already wait to be encoded, the next ones. WithAttrs encodes its attributes once;
 // WithGroup and group attributes nest the attributes that follow (stored as
 // columns named by schema.EncodeName and read back as nested maps).
 // LogValuers are resolved (a panicking LogValue is stored as an error
@@ -105,6 +114,10 @@ func (h *handler) WithGroup(name string) slog.Handler {
 // Handle encodes r and queues the entity.
 func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	s := h.s
+	var p pendingSlog
+	if h.deferSlog(&p, &r) {
+		return s.enqueueDeferred(nil, &p)
+	}
 	st := s.getState()
 	st.h = h
 	t := r.Time
@@ -114,22 +127,28 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	} else {
 		pk = st.begin(t)
 	}
-	enc := &st.enc
 	if h.replace == nil {
-		if !t.IsZero() {
-			enc.SetTime(t)
-		}
-		enc.SetLevel(slogLevelName(r.Level), int(r.Level))
-		enc.SetMessage(r.Message)
-		if h.addSource && r.PC != 0 {
-			st.setCaller(r.PC)
-		}
+		st.writeSlogHead(t, r.Level, r.Message, r.PC)
 	} else {
 		st.replacedBuiltins(&r)
 	}
-	enc.AppendFragment(h.frag)
+	st.enc.AppendFragment(h.frag)
 	r.Attrs(st.attrFn)
 	return s.put(st, pk)
+}
+
+// writeSlogHead writes the built-in attributes of a record (at t; zero: no
+// Time column) of st.h, which has no ReplaceAttr.
+func (st *encState) writeSlogHead(t time.Time, level slog.Level, msg string, pc uintptr) {
+	enc := &st.enc
+	if !t.IsZero() {
+		enc.SetTime(t)
+	}
+	enc.SetLevel(slogLevelName(level), int(level))
+	enc.SetMessage(msg)
+	if st.h.addSource && pc != 0 {
+		st.setCaller(pc)
+	}
 }
 
 // setCaller writes the Caller column for the program counter pc.

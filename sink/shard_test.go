@@ -352,10 +352,22 @@ func TestShardChoice(t *testing.T) {
 		if st := s.Stats(); st.Shards != 1 {
 			t.Fatalf("a 500 InternalError added a shard")
 		}
+		// Hold the announcement's inserts until the picks are made: the
+		// announcing goroutine may otherwise run on another CPU at once.
+		gate := make(chan struct{})
+		f.mu.Lock()
+		f.fail = func(c fakeCall) error {
+			if c.Op == "AddEntity" {
+				<-gate
+			}
+			return nil
+		}
+		f.mu.Unlock()
 		s.throttled(pk, pk, 1, busy) // shard 0 busy; a second shard
 		if got := picks(2); !slices.Equal(got, []string{"", ""}) {
 			t.Fatalf("shard 1 picked before it was announced: %q", got)
 		}
+		close(gate)
 		synctest.Wait() // the announcement
 		marker := pk + "/" + schema.ShardMarkerRowKey(1)
 		if _, ok := f.rows[schema.CatalogPartition+"/"+pk+"_1"]; !ok {

@@ -493,10 +493,10 @@ func (s *Sink) enqueue(pk, rk string, entity []byte) error {
 	return nil
 }
 
-// enqueueDeferred queues d (see deferred.go): it blocks, drops or refuses
-// as enqueue does.
-func (s *Sink) enqueueDeferred(p *pendingZap) error {
-	switch s.buf.putDeferred(p) {
+// enqueueDeferred queues z or sl (see deferred.go): it blocks, drops or
+// refuses as enqueue does.
+func (s *Sink) enqueueDeferred(z *pendingZap, sl *pendingSlog) error {
+	switch s.buf.putDeferred(z, sl) {
 	case putDropped:
 		s.reportLimited("drop", errors.New("sink: buffer full (Options.BufferBytes); dropping records (Overflow: DropNewest)"))
 	case putRefused:

@@ -505,19 +505,19 @@ func (e *Encoder) Any(key string, v any) {
 	case json.RawMessage:
 		e.RawJSON(key, x)
 	case error:
-		if isNilPointer(v) {
+		if IsNilPointer(v) {
 			e.Null(key)
 			return
 		}
 		e.String(key, x.Error())
 	case fmt.Stringer:
-		if isNilPointer(v) {
+		if IsNilPointer(v) {
 			e.Null(key)
 			return
 		}
 		e.String(key, x.String())
 	default:
-		if isNilPointer(v) {
+		if IsNilPointer(v) {
 			e.Null(key)
 			return
 		}
@@ -531,7 +531,9 @@ func (e *Encoder) Any(key string, v any) {
 	}
 }
 
-func isNilPointer(v any) bool {
+// IsNilPointer reports whether v is a nil pointer, map, slice, interface,
+// func or chan (which Any stores as "<nil>", whatever its methods).
+func IsNilPointer(v any) bool {
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {
 	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface, reflect.Func, reflect.Chan:
