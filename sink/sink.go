@@ -176,6 +176,9 @@ type Stats struct {
 	Rejected uint64 // records refused because the Sink was closed
 	Blocked  uint64 // writes that waited for room in the buffer (Overflow Block) before being enqueued or refused
 
+	// Repaired and Truncated count when a record is encoded: during the
+	// logging call, or, for a record the dispatcher encodes (see Core and
+	// Handler), before the Flush or Close that covers it returns.
 	Repaired  uint64 // values the encoder stored in another form (see internal/schema)
 	Truncated uint64 // values the encoder cut short or left out to fit the entity limits
 	Replaced  uint64 // records the service rejected, stored as a minimal repair entity instead
