@@ -25,8 +25,9 @@ import (
 // made; its RowKey (its place in the order of records) is fixed during
 // the call. Write encodes every other entry on the calling goroutine: one
 // with []byte, Stringer, object, array or reflected fields, or an error
-// with a verbose form or causes; every entry with Options.SpoolDir (it is
-// spooled before Write returns, so it survives a crash of the process);
+// with a verbose form or causes; one estimated over 64 KiB; every entry
+// with Options.SpoolDir (it is spooled before Write returns, so it
+// survives a crash of the process);
 // and, while 4 MiB of entries already wait to be encoded (a logger
 // outrunning the dispatcher), the next ones.
 // Stats.Repaired and Stats.Truncated count a deferred entry's repairs when

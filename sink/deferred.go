@@ -22,9 +22,9 @@ import (
 // or any other slog.KindAny value, a zap error with causes or a verbose
 // form) is encoded before the call returns, since the caller may change it
 // afterwards. So is every entry with a spool (it is spooled encoded), every
-// zap entry above ErrorLevel (it is flushed at once) and every slog record
-// of a Handler with ReplaceAttr (the caller's function runs during the
-// call).
+// entry estimated over 64 KiB, every zap entry above ErrorLevel (it is
+// flushed at once) and every slog record of a Handler with ReplaceAttr (the
+// caller's function runs during the call).
 
 // deferred is a zap entry or a slog record waiting for the dispatcher to
 // encode it. It lives in a defChunk.
@@ -67,6 +67,10 @@ const (
 	// maxDeferredAttrs: a slog record with more attributes is encoded at
 	// once.
 	maxDeferredAttrs = 16
+	// maxDeferredEntity: an entry estimated larger is encoded at once. Its
+	// entity may be much smaller (values are cut to fit 1 MiB), and the
+	// buffer decides when a transaction is full by the bytes it counts.
+	maxDeferredEntity = 64 << 10
 	// maxDeferredErrors: likewise with more error fields.
 	maxDeferredErrors = 4
 	// maxDeferredBytes bounds the memory of the entries waiting to be
@@ -132,6 +136,9 @@ func (c *core) deferZap(p *pendingZap, ent zapcore.Entry, fields []zapcore.Field
 			return false
 		}
 		est += 2*len(f.Key) + len(f.String) + 48
+	}
+	if est > maxDeferredEntity {
+		return false
 	}
 	p.ent, p.frag, p.fields, p.est = ent, c.frag, fields, est
 	p.t = ent.Time
@@ -238,7 +245,7 @@ func (h *handler) deferSlog(p *pendingSlog, r *slog.Record) bool {
 		p.n++
 		return true
 	})
-	if !ok {
+	if !ok || p.est > maxDeferredEntity {
 		return false
 	}
 	p.h, p.level, p.msg, p.pc, p.t = h, r.Level, r.Message, r.PC, r.Time

@@ -158,6 +158,9 @@ func TestDeferZapDecides(t *testing.T) {
 		{"65 fields", info, many(65, func(i int) zapcore.Field { return zap.Int(fmt.Sprint("k", i), i) }), false},
 		{"4 errors", info, many(4, func(i int) zapcore.Field { return zap.NamedError(fmt.Sprint("e", i), errors.New("x")) }), true},
 		{"5 errors", info, many(5, func(i int) zapcore.Field { return zap.NamedError(fmt.Sprint("e", i), errors.New("x")) }), false},
+		{"60 KB", info, []zapcore.Field{zap.String("s", strings.Repeat("x", 60_000))}, true},
+		{"70 KB", info, []zapcore.Field{zap.String("s", strings.Repeat("x", 70_000))}, false},
+		{"70 KB message", zapcore.Entry{Level: zapcore.InfoLevel, Message: strings.Repeat("x", 70_000)}, nil, false},
 		{"error level", zapcore.Entry{Level: zapcore.ErrorLevel}, []zapcore.Field{zap.Int("i", 1)}, true},
 		{"dpanic level", zapcore.Entry{Level: zapcore.DPanicLevel}, []zapcore.Field{zap.Int("i", 1)}, false},
 		{"binary", info, []zapcore.Field{zap.Binary("b", []byte{1})}, false},
@@ -323,7 +326,7 @@ func TestDeferredKeepsNothingAlive(t *testing.T) {
 	s, _ := newSDKSink(t, newFakeTable(), Options{})
 	l := zap.New(s.Core(zapcore.DebugLevel))
 	wp := func() weak.Pointer[byte] {
-		big := strings.Repeat("y", 1<<20)
+		big := strings.Repeat("y", 32<<10)
 		l.Info("big", zap.String("big", big))
 		return weak.Make(unsafe.StringData(big))
 	}()
@@ -439,6 +442,8 @@ func TestDeferSlogDecides(t *testing.T) {
 		{"every plain kind", deferrableAttrs(&calls), true},
 		{"16 attributes", many(16), true},
 		{"17 attributes", many(17), false},
+		{"60 KB", []slog.Attr{slog.String("s", strings.Repeat("x", 60_000))}, true},
+		{"70 KB", []slog.Attr{slog.String("s", strings.Repeat("x", 70_000))}, false},
 		{"group", []slog.Attr{slog.Group("g", slog.Int("a", 1))}, false},
 		{"bytes", []slog.Attr{slog.Any("b", []byte("x"))}, false},
 		{"struct", []slog.Attr{slog.Any("v", struct{ A int }{1})}, false},

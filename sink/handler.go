@@ -26,7 +26,7 @@ type slogAttr = slog.Attr
 // logging goroutine, into the entity Handle would have made; its RowKey
 // (its place in the order of records) is fixed during the call. Handle
 // encodes every other record on the calling goroutine: one with a group or
-// another slog.KindAny value, every record of a Handler with ReplaceAttr,
+// another slog.KindAny value, one estimated over 64 KiB, every record of a Handler with ReplaceAttr,
 // every record with Options.SpoolDir (it is spooled before Handle returns,
 // so it survives a crash of the process), and, while 4 MiB of entries
 // already wait to be encoded, the next ones. WithAttrs encodes its attributes once;
