@@ -31,12 +31,15 @@ type record struct {
 	tk       spool.Ticket // where the record is spooled; zero if it is not
 	replayed bool         // spooled by an earlier run: it may be stored already
 	def      *deferred    // not encoded yet (data is nil): see deferred.go
+	est      int32        // deferred: the entity bytes counted for it, for its whole stay
 }
 
-// size is the entity bytes the buffer counts for r.
+// size is the entity bytes the buffer counts for r: a deferred record's
+// estimate (also once it is encoded: encoding does not make room, so Block
+// admits records only as others leave), else its entity's length.
 func (r *record) size() int {
-	if r.def != nil {
-		return r.def.est
+	if r.est > 0 {
+		return int(r.est)
 	}
 	return len(r.data)
 }
@@ -201,8 +204,8 @@ func (b *buffer) admit(need int) putResult {
 
 // putDeferred queues a record that the dispatcher encodes (see
 // deferred.go): z, a zap entry, or sl, a slog record (the other is nil),
-// counting its est bytes until then. It blocks, drops and refuses as put
-// does.
+// counting its est bytes for its whole stay. It blocks, drops and refuses
+// as put does.
 func (b *buffer) putDeferred(z *pendingZap, sl *pendingSlog) putResult {
 	var est, nf, na int
 	pk := ""
@@ -222,7 +225,7 @@ func (b *buffer) putDeferred(z *pendingZap, sl *pendingSlog) putResult {
 	}
 	b.ndeferred.Add(1)
 	b.deferredBytes.Add(deferredSize(nf, na))
-	b.queueLocked(record{pk: pk, seq: b.seq, def: d})
+	b.queueLocked(record{pk: pk, seq: b.seq, def: d, est: int32(est)})
 	return putQueued // queueLocked unlocked b.mu
 }
 
@@ -297,18 +300,13 @@ func (b *buffer) releaseChunk(c *defChunk) {
 var maxFreeChunks = int(maxDeferredBytes/(chunkDefs*deferredSize(0, 0)+chunkFields*(deferredSize(1, 0)-deferredSize(0, 0)))) + 1
 
 // encoded puts the entity data of the deferred records recs[i] (encoded
-// by the dispatcher: data[offs[i]:offs[i+1]]) in place, and counts their
-// bytes instead of the estimates.
+// by the dispatcher: data[offs[i]:offs[i+1]]) in place. They go on
+// counting their estimates (record.size).
 func (b *buffer) encoded(recs []*record, data []byte, offs []int) {
 	b.mu.Lock()
 	for i, r := range recs {
-		e := data[offs[i]:offs[i+1]]
-		b.bytes += len(e) - r.def.est
-		b.copyEntity(r, e)
+		b.copyEntity(r, data[offs[i]:offs[i+1]])
 		b.dropDeferred(r)
-	}
-	if b.blocked > 0 {
-		b.space.Broadcast()
 	}
 	b.mu.Unlock()
 }
@@ -473,7 +471,7 @@ func (b *buffer) finish(recs []record, ok bool, cause error) (spilled bool) {
 		if r.def != nil {
 			b.dropDeferred(r)
 		}
-		r.data, r.slab, r.def = nil, nil, nil
+		r.data, r.slab, r.def, r.est = nil, nil, nil, 0
 		covered := false
 		for _, w := range b.waiters {
 			if r.seq <= w.upto {

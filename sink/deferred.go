@@ -33,7 +33,6 @@ type deferred struct {
 	id    ulid.ULID
 	t     time.Time // the Time column (zero: none, a slog record without a time)
 	frag  schema.Fragment
-	est   int // the entity size the buffer counts until it is encoded
 	chunk *defChunk
 
 	// A zap entry (h is nil):
@@ -152,7 +151,7 @@ func (c *core) deferZap(p *pendingZap, ent zapcore.Entry, fields []zapcore.Field
 
 // fill copies p into d, whose fields have room for p's.
 func (p *pendingZap) fill(d *deferred) {
-	d.pk, d.id, d.t, d.ent, d.frag, d.est = p.pk, p.id, p.t, p.ent, p.frag, p.est
+	d.pk, d.id, d.t, d.ent, d.frag = p.pk, p.id, p.t, p.ent, p.frag
 	copy(d.fields, p.fields)
 	nerr := 0
 	for i := range d.fields {
@@ -260,7 +259,7 @@ func (h *handler) deferSlog(p *pendingSlog, r *slog.Record) bool {
 
 // fill copies p into d, whose attrs have room for p's.
 func (p *pendingSlog) fill(d *deferred) {
-	d.pk, d.id, d.t, d.est = p.pk, p.id, p.t, p.est
+	d.pk, d.id, d.t = p.pk, p.id, p.t
 	d.h, d.frag, d.level, d.msg, d.pc = p.h, p.h.frag, p.level, p.msg, p.pc
 	copy(d.attrs, p.attrs[:p.n])
 }

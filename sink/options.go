@@ -104,13 +104,15 @@ type Options struct {
 	// BufferBytes bounds the memory held by records that are written but
 	// not yet stored: the bytes of their encoded entities, including those
 	// in transactions being sent or retried, plus 512 bytes per record for
-	// its bookkeeping (a zap entry waiting to be encoded in the background,
-	// see Sink.Core, counts an estimate of its entity until then). Default
+	// its bookkeeping. A record encoded in the background (see Sink.Core
+	// and Sink.Handler) counts, for its whole stay, an estimate made during
+	// the call: about the memory it holds while it waits, usually more than
+	// its entity (903 bytes for an entity of 569 with 10 fields). Default
 	// 64 MiB. A single record larger than BufferBytes is accepted when the
 	// buffer is empty. Beyond it the sink holds a fixed amount: up to 4 MiB
-	// of blocks kept for reuse, up to 4 MiB of zap entries waiting to be
-	// encoded (in blocks of about 320 KB, as many kept for reuse), and the
-	// request bodies of the transactions in flight.
+	// of blocks kept for reuse, about as much again of slots for records
+	// waiting to be encoded, and the request bodies of the transactions in
+	// flight.
 	BufferBytes int
 
 	// Overflow is the policy when the buffer is full: Block (default) or
