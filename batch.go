@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -74,6 +75,14 @@ func (c *Client) SubmitTransaction(ctx context.Context, actions []aztables.Trans
 	if err := setMemBody(req, buf.Bytes(), c.bounds.contentType); err != nil {
 		return aztables.TransactionResponse{}, err
 	}
+	// The response is read into reused memory (see sizedDownload).
+	var mem []byte
+	select {
+	case mem = <-c.respBufs:
+	default:
+	}
+	pb := &pageBody{hint: int(c.respHint.Load()), buf: mem}
+	req.SetOperationValue(pb)
 	resp, err := c.do(req, http.StatusAccepted, http.StatusNoContent)
 	if err != nil {
 		return aztables.TransactionResponse{}, err
@@ -85,12 +94,19 @@ func (c *Client) SubmitTransaction(ctx context.Context, actions []aztables.Trans
 	if resp.StatusCode == http.StatusAccepted {
 		c.freeBatchBuffer(buf)
 	}
-	payload, err := runtime.Payload(resp)
-	if err != nil {
-		return aztables.TransactionResponse{}, azure.Redact(err)
+	payload := pb.b
+	if payload == nil { // not read by sizedDownload (a policy of the caller's answered?)
+		if payload, err = runtime.Payload(resp); err != nil {
+			return aztables.TransactionResponse{}, azure.Redact(err)
+		}
+	} else {
+		c.respHint.Store(int64(len(payload)))
+		defer c.freeResponseBuffer(payload) // nothing below keeps it
 	}
 	if len(payload) > 0 && payload[0] == '{' {
-		// The batch as a whole was refused with a JSON error.
+		// The batch as a whole was refused with a JSON error (which
+		// keeps its own copy of the body).
+		resp.Body = io.NopCloser(bytes.NewReader(bytes.Clone(payload)))
 		return aztables.TransactionResponse{}, runtime.NewResponseError(resp)
 	}
 	if st, code, idx, failed := azure.BatchFailure(payload); failed {
@@ -137,6 +153,17 @@ func (c *Client) freeBatchBuffer(buf *bytes.Buffer) {
 	}
 	select {
 	case c.bufs <- buf:
+	default:
+	}
+}
+
+// freeResponseBuffer keeps b's memory for the next $batch response.
+func (c *Client) freeResponseBuffer(b []byte) {
+	if cap(b) > maxFreeBatchBytes {
+		return
+	}
+	select {
+	case c.respBufs <- b[:0]:
 	default:
 	}
 }

@@ -66,6 +66,11 @@ type Client struct {
 	// survives garbage collections, which a busy logger triggers many
 	// times a second: each would otherwise cost a fresh ~100 KB buffer.
 	bufs chan *bytes.Buffer
+	// respBufs holds memory for $batch responses (one entry of a few
+	// hundred bytes per operation, with its Location and ETag), reused
+	// likewise; respHint is the size of the last one.
+	respBufs chan []byte
+	respHint atomic.Int64
 	// pageHint is the size of the last query page read: the next page's
 	// buffer is allocated at about that size when the response does not
 	// state its length.
@@ -126,6 +131,8 @@ func newClientParts(base, table, sas string, auth policy.Policy, options *Client
 		cosmos: isCosmos(base),
 		bounds: newBoundaries(),
 		bufs:   make(chan *bytes.Buffer, maxFreeBatchBuffers),
+
+		respBufs: make(chan []byte, maxFreeBatchBuffers),
 	}
 	c.tblPath = url.PathEscape(table)
 	c.tblURL = base + "/" + c.tblPath
