@@ -248,21 +248,7 @@ func TestDeferredEndToEnd(t *testing.T) {
 	if nd := m["not deferred"].Fields; nd["str"] != "stringer at the call" || nd["b"] != "bytes at the call" {
 		t.Errorf("entry encoded at the call stored %v", nd)
 	}
-	// readAll sorts by RowKey: newest first.
-	var order []int64
-	for _, e := range logs {
-		if e.Msg == "mixed" {
-			order = append(order, e.Fields["i"].(int64))
-		}
-	}
-	if len(order) != mixed {
-		t.Fatalf("%d mixed records stored", len(order))
-	}
-	for k, i := range order {
-		if i != int64(mixed-1-k) {
-			t.Fatalf("records out of call order (newest first): %v", order)
-		}
-	}
+	checkCallOrder(t, logs, mixed)
 }
 
 // blockingTable is a fakeTable whose calls wait until release is closed.
@@ -513,17 +499,25 @@ func TestDeferredSlogEndToEnd(t *testing.T) {
 	if nd := m["not deferred"].Fields; nd["list"] != "[1,2]" {
 		t.Errorf("record encoded at the call stored %v", nd)
 	}
+	checkCallOrder(t, logs, mixed)
+}
+
+// checkCallOrder checks that the n records with message "mixed" (field i
+// counting the calls) are stored in the order of the calls: readAll sorts
+// by RowKey, newest first.
+func checkCallOrder(t *testing.T, logs []schema.Entity, n int) {
+	t.Helper()
 	var order []int64
 	for _, e := range logs {
 		if e.Msg == "mixed" {
 			order = append(order, e.Fields["i"].(int64))
 		}
 	}
-	if len(order) != mixed {
-		t.Fatalf("%d mixed records stored", len(order))
+	if len(order) != n {
+		t.Fatalf("%d mixed records stored, want %d", len(order), n)
 	}
 	for k, i := range order {
-		if i != int64(mixed-1-k) {
+		if i != int64(n-1-k) {
 			t.Fatalf("records out of call order (newest first): %v", order)
 		}
 	}
