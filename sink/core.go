@@ -27,9 +27,8 @@ import (
 // with []byte, Stringer, object, array or reflected fields, or an error
 // with a verbose form or causes; one estimated over 64 KiB; every entry
 // with Options.SpoolDir (it is spooled before Write returns, so it
-// survives a crash of the process);
-// and, while 4 MiB of entries already wait to be encoded (a logger
-// outrunning the dispatcher), the next ones.
+// survives a crash of the process); and, while 4 MiB of entries already
+// wait to be encoded (a logger outrunning the dispatcher), the next ones.
 // Stats.Repaired and Stats.Truncated count a deferred entry's repairs when
 // it is encoded.
 // Entries above ErrorLevel (DPanic, Panic, Fatal) are flushed before Write
@@ -83,7 +82,7 @@ func (c *core) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Check
 	return ce
 }
 
-// Write encodes the entry and its fields and queues the entity.
+// Write queues the entry: encoded here, or by the dispatcher (see Core).
 func (c *core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 	s := c.s
 	var p pendingZap
@@ -216,12 +215,7 @@ func (st *encState) begin(t time.Time) string {
 // put finishes the entity, queues a copy and returns the state to the pool.
 func (s *Sink) put(st *encState, pk string) error {
 	data := st.enc.Finish()
-	if n := st.enc.Repairs(); n > 0 {
-		s.c.repaired.Add(uint64(n))
-	}
-	if n := st.enc.Truncations(); n > 0 {
-		s.c.truncated.Add(uint64(n))
-	}
+	s.countRepairs(&st.enc)
 	err := s.enqueue(pk, unsafeString(st.rk[:]), data)
 	if cap(data) > maxPooledBytes {
 		st.h = nil
@@ -229,6 +223,17 @@ func (s *Sink) put(st *encState, pk string) error {
 	}
 	s.putState(st)
 	return err
+}
+
+// countRepairs adds the repairs and truncations of the entity enc just
+// finished to the Sink's counters.
+func (s *Sink) countRepairs(enc *schema.Encoder) {
+	if n := enc.Repairs(); n > 0 {
+		s.c.repaired.Add(uint64(n))
+	}
+	if n := enc.Truncations(); n > 0 {
+		s.c.truncated.Add(uint64(n))
+	}
 }
 
 func unsafeString(b []byte) string {

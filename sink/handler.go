@@ -111,7 +111,7 @@ func (h *handler) WithGroup(name string) slog.Handler {
 	return &h2
 }
 
-// Handle encodes r and queues the entity.
+// Handle queues r: encoded here, or by the dispatcher (see Sink.Handler).
 func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	s := h.s
 	var p pendingSlog

@@ -158,12 +158,7 @@ func (d *dispatcher) encode(recs []record) {
 		d.arena = append(d.arena, d.st.encodeDeferred(r.def)...)
 		d.offs = append(d.offs, len(d.arena))
 		d.enc = append(d.enc, r)
-		if n := d.st.enc.Repairs(); n > 0 {
-			s.c.repaired.Add(uint64(n))
-		}
-		if n := d.st.enc.Truncations(); n > 0 {
-			s.c.truncated.Add(uint64(n))
-		}
+		s.countRepairs(&d.st.enc)
 		if len(d.enc) == encodeGroup {
 			flush()
 		}
