@@ -70,7 +70,8 @@ const (
 	// entity may be much smaller (values are cut to fit 1 MiB), and the
 	// buffer decides when a transaction is full by the bytes it counts.
 	maxDeferredEntity = 64 << 10
-	// maxDeferredErrors: likewise with more error fields.
+	// maxDeferredErrors: a zap entry with more error fields is encoded at
+	// once.
 	maxDeferredErrors = 4
 	// maxDeferredBytes bounds the memory of the entries waiting to be
 	// encoded (deferredSize each): past it, Write encodes on the logging
