@@ -110,6 +110,8 @@ func (c *core) deferZap(p *pendingZap, ent zapcore.Entry, fields []zapcore.Field
 	if s.sp != nil || ent.Level > zapcore.ErrorLevel || len(fields) > maxDeferredFields || s.buf.deferredBytes.Load() >= maxDeferredBytes {
 		return false
 	}
+	// First the types, then the errors' text: an entry that is not
+	// deferred is encoded by Write, which asks each error once more.
 	est := 256 + len(ent.Message) + len(ent.LoggerName) + len(ent.Caller.File) + len(ent.Stack)
 	nerr := 0
 	for i := range fields {
@@ -125,13 +127,7 @@ func (c *core) deferZap(p *pendingZap, ent zapcore.Entry, fields []zapcore.Field
 			if nerr == maxDeferredErrors || !plainError(f.Interface) {
 				return false
 			}
-			text, ok := errorText(f.Interface.(error))
-			if !ok {
-				return false
-			}
-			p.errs[nerr] = text
 			nerr++
-			est += len(text)
 		default:
 			return false
 		}
@@ -139,6 +135,18 @@ func (c *core) deferZap(p *pendingZap, ent zapcore.Entry, fields []zapcore.Field
 	}
 	if est > maxDeferredEntity {
 		return false
+	}
+	nerr = 0
+	for i := range fields {
+		if f := &fields[i]; f.Type == zapcore.ErrorType {
+			text, ok := errorText(f.Interface.(error))
+			if !ok {
+				return false // a panicking Error: Write stores the panic
+			}
+			p.errs[nerr] = text
+			nerr++
+			est += len(text)
+		}
 	}
 	p.ent, p.frag, p.fields, p.est = ent, c.frag, fields, est
 	p.t = ent.Time
@@ -201,6 +209,9 @@ type pendingSlog struct {
 	est   int
 	n     int
 	attrs [maxDeferredAttrs]slog.Attr
+	// resolved: attrs[:n] are all of the record's attributes, LogValuers
+	// resolved (errors too, unless the record is deferred).
+	resolved bool
 }
 
 // deferSlog fills p for r and reports whether it may be deferred (false:
@@ -210,11 +221,16 @@ func (h *handler) deferSlog(p *pendingSlog, r *slog.Record) bool {
 	if s.sp != nil || h.replace != nil || r.NumAttrs() > maxDeferredAttrs || s.buf.deferredBytes.Load() >= maxDeferredBytes {
 		return false
 	}
+	// The attributes are copied with their LogValuers resolved, as attr
+	// would resolve them. If the record is not deferred after all, Handle
+	// encodes these copies (resolved says so), so that no LogValue runs
+	// twice; an error's text is taken only once the record is known to be
+	// deferrable.
 	p.est = 256 + len(r.Message)
 	ok := true
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Value.Kind() == slog.KindLogValuer {
-			a.Value = a.Value.Resolve() // as attr would, during the call
+			a.Value = a.Value.Resolve()
 		}
 		switch a.Value.Kind() {
 		case slog.KindString:
@@ -222,31 +238,36 @@ func (h *handler) deferSlog(p *pendingSlog, r *slog.Record) bool {
 		case slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration, slog.KindTime:
 		case slog.KindAny:
 			// Errors only: the encoder stores an error as its text
-			// (schema.Encoder.Any), "<nil>" for a nil pointer.
-			err, isErr := a.Value.Any().(error)
-			if !isErr {
+			// (schema.Encoder.Any).
+			if _, isErr := a.Value.Any().(error); !isErr {
 				ok = false
-				return false
 			}
-			text := "<nil>"
-			if !schema.IsNilPointer(err) {
-				if text, ok = errorText(err); !ok {
-					return false // Any stores the panic; let it
-				}
-			}
-			a.Value = slog.StringValue(text)
-			p.est += len(text)
 		default:
 			ok = false
-			return false
 		}
 		p.est += 2*len(a.Key) + 48
 		p.attrs[p.n] = a
 		p.n++
 		return true
 	})
+	p.resolved = true
 	if !ok || p.est > maxDeferredEntity {
 		return false
+	}
+	for i := range p.attrs[:p.n] {
+		a := &p.attrs[i]
+		if a.Value.Kind() != slog.KindAny {
+			continue
+		}
+		err := a.Value.Any().(error)
+		text := "<nil>" // a nil pointer, as Any stores it
+		if !schema.IsNilPointer(err) {
+			if text, ok = errorText(err); !ok {
+				return false // a panicking Error: Any stores the panic
+			}
+		}
+		a.Value = slog.StringValue(text)
+		p.est += len(text)
 	}
 	p.h, p.level, p.msg, p.pc, p.t = h, r.Level, r.Message, r.PC, r.Time
 	kt := r.Time

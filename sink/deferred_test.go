@@ -522,3 +522,28 @@ func checkCallOrder(t *testing.T, logs []schema.Entity, n int) {
 		}
 	}
 }
+
+// countingErr counts its Error calls.
+type countingErr struct{ n *int }
+
+func (e countingErr) Error() string { *e.n++; return "counted" }
+
+// A record that turns out not to be deferrable (a later field or
+// attribute is not plain) is encoded by the call without asking the
+// caller's values again: a LogValuer's LogValue and an error's Error run
+// once per call, deferred or not.
+func TestDeferralAsksValuesOnce(t *testing.T) {
+	s, _ := newSDKSink(t, newFakeTable(), Options{})
+	errCalls, lvCalls := 0, 0
+	zap.New(s.Core(zapcore.DebugLevel)).Info("mixed", zap.Error(countingErr{&errCalls}), zap.Binary("b", []byte{1}))
+	slog.New(s.Handler(nil)).Info("mixed", "lv", logValuer{&lvCalls}, "err", countingErr{&errCalls}, slog.Group("g", "a", 1))
+	if err := s.Flush(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if errCalls != 2 || lvCalls != 1 {
+		t.Errorf("Error called %d times for two records, LogValue %d times for one; want 2 and 1", errCalls, lvCalls)
+	}
+	if st := s.Stats(); st.Written != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -133,7 +133,14 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 		st.replacedBuiltins(&r)
 	}
 	st.enc.AppendFragment(h.frag)
-	r.Attrs(st.attrFn)
+	if p.resolved {
+		// deferSlog resolved the LogValuers already: encode its copies.
+		for _, a := range p.attrs[:p.n] {
+			st.attr(a, h.groups)
+		}
+	} else {
+		r.Attrs(st.attrFn)
+	}
 	return s.put(st, pk)
 }
 
