@@ -107,7 +107,7 @@ type buffer struct {
 	spill         spillQueue // spooled records waiting on disk only (the buffer was full)
 	chunk         *defChunk  // where putDeferred puts deferred records
 	freeChunks    []*defChunk
-	ndeferred     atomic.Int64 // deferred records not yet encoded (read without mu)
+	ndeferred     int          // deferred records not yet encoded
 	deferredBytes atomic.Int64 // and their deferredSize
 }
 
@@ -223,7 +223,7 @@ func (b *buffer) putDeferred(z *pendingZap, sl *pendingSlog) putResult {
 	} else {
 		sl.fill(d)
 	}
-	b.ndeferred.Add(1)
+	b.ndeferred++
 	b.deferredBytes.Add(deferredSize(nf, na))
 	b.queueLocked(record{pk: pk, seq: b.seq, def: d, est: int32(est)})
 	return putQueued // queueLocked unlocked b.mu
@@ -276,7 +276,7 @@ func (b *buffer) deferredSlot(nf, na int) *deferred {
 func (b *buffer) dropDeferred(r *record) {
 	d := r.def
 	c := d.chunk
-	b.ndeferred.Add(-1)
+	b.ndeferred--
 	b.deferredBytes.Add(-deferredSize(len(d.fields), len(d.attrs)))
 	clear(d.fields)
 	clear(d.attrs)
@@ -439,6 +439,14 @@ func (b *buffer) dispatched(carried, carriedBytes int, polling bool) {
 	if kick {
 		signal(b.kick)
 	}
+}
+
+// deferredCount returns how many deferred records wait to be encoded
+// (tests).
+func (b *buffer) deferredCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ndeferred
 }
 
 // isPolling reports whether the dispatcher polls (tests).

@@ -217,7 +217,7 @@ func TestDeferredEndToEnd(t *testing.T) {
 			l.Info("mixed", zap.Int("i", i), zap.Stringer("str", stringer{&strText}))
 		}
 	}
-	if n := s.buf.ndeferred.Load(); n != 1+mixed/2 {
+	if n := s.buf.deferredCount(); n != 1+mixed/2 {
 		t.Fatalf("%d entries wait to be encoded, want %d", n, 1+mixed/2)
 	}
 
@@ -235,7 +235,7 @@ func TestDeferredEndToEnd(t *testing.T) {
 	if st.BufferedRecords != 0 || st.BufferedBytes != 0 || st.Written != st.Enqueued || st.Written != 2+mixed {
 		t.Errorf("stats after Flush: %+v", st)
 	}
-	if n := s.buf.ndeferred.Load(); n != 0 {
+	if n := s.buf.deferredCount(); n != 0 {
 		t.Errorf("%d deferred entries left", n)
 	}
 
@@ -316,7 +316,7 @@ func TestDeferredKeepsNothingAlive(t *testing.T) {
 		l.Info("big", zap.String("big", big))
 		return weak.Make(unsafe.StringData(big))
 	}()
-	if s.buf.ndeferred.Load() != 1 {
+	if s.buf.deferredCount() != 1 {
 		t.Fatal("the entry was not deferred")
 	}
 	if err := s.Flush(ctxT(t, time.Minute)); err != nil {
@@ -478,7 +478,7 @@ func TestDeferredSlogEndToEnd(t *testing.T) {
 			l.Info("mixed", "i", i, slog.Group("g", "a", 1))
 		}
 	}
-	if n := s.buf.ndeferred.Load(); n != 1+mixed/2 {
+	if n := s.buf.deferredCount(); n != 1+mixed/2 {
 		t.Fatalf("%d records wait to be encoded, want %d", n, 1+mixed/2)
 	}
 	errText = "CHANGED"
